@@ -1,0 +1,84 @@
+"""The parameter autoencoder (p-diff v2): 1D convolutions over a normalized parameter vector.
+
+The vector is read as a 1-channel sequence. Strided convolutions shrink it, a linear layer maps
+to the latent, and a mirrored decoder maps back. Noise is added to the input and to the latent
+during training (p-diff's augmentation: it makes the decoder robust to the imprecise latents
+the diffusion model will produce).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .config import AutoencoderConfig
+from .diffusion import randn
+from .training import Progress, TrainHistory, batch_index, train_steps
+
+
+def padded_length(dim: int, num_layers: int) -> int:
+    """Smallest length >= dim divisible by the encoder's stride product 2**num_layers."""
+    stride = 2**num_layers
+    return -(-dim // stride) * stride
+
+
+def _block(conv: nn.Module, channels: int) -> nn.Sequential:
+    return nn.Sequential(conv, nn.GroupNorm(min(8, channels), channels), nn.LeakyReLU(0.2))
+
+
+class ParamAutoencoder(nn.Module):
+    """Encoder (B, D) -> (B, latent_dim); decoder back to (B, D)."""
+
+    def __init__(self, dim: int, config: AutoencoderConfig) -> None:
+        super().__init__()
+        self.dim = dim
+        self.input_noise = config.input_noise
+        self.latent_noise = config.latent_noise
+        channels, k = list(config.channels), config.kernel
+        self.padded = padded_length(dim, len(channels))
+        self.reduced = self.padded // 2 ** len(channels)
+        widths = [1, *channels]
+        self.encoder = nn.Sequential(*(_block(nn.Conv1d(a, b, k, stride=2, padding=k // 2), b)
+                                       for a, b in zip(widths[:-1], widths[1:])))
+        self.to_latent = nn.Linear(channels[-1] * self.reduced, config.latent_dim)
+        self.from_latent = nn.Linear(config.latent_dim, channels[-1] * self.reduced)
+        rev = list(reversed(channels))
+        self.decoder = nn.Sequential(*(_block(nn.ConvTranspose1d(a, b, k, stride=2, padding=k // 2, output_padding=1), b)
+                                       for a, b in zip(rev, rev[1:] + [rev[-1]])))
+        self.out = nn.Conv1d(rev[-1], 1, k, padding=k // 2)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.pad(x, (0, self.padded - self.dim))[:, None, :]  # (B, 1, L)
+        h = self.encoder(h)  # (B, C, L / 2**n)
+        return self.to_latent(h.flatten(1))  # (B, latent)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        h = self.from_latent(z).reshape(z.shape[0], -1, self.reduced)
+        h = self.out(self.decoder(h))  # (B, 1, L)
+        return h[:, 0, : self.dim]
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Training pass with noise augmentation on the input and on the latent."""
+        x = x + self.input_noise * randn(tuple(x.shape), generator, x.device)
+        z = self.encode(x)
+        z = z + self.latent_noise * randn(tuple(z.shape), generator, z.device)
+        return self.decode(z)
+
+
+def train_autoencoder(data: torch.Tensor, config: AutoencoderConfig, generator: torch.Generator,
+                      progress: Progress | None = None) -> tuple[ParamAutoencoder, TrainHistory]:
+    """Train on normalized vectors `data` (K, D) with MSE; returns the model (eval mode) and losses."""
+    model = ParamAutoencoder(data.shape[1], config).to(data.device)
+
+    def loss() -> torch.Tensor:
+        batch = data[batch_index(len(data), config.batch_size, generator, data.device)]
+        return F.mse_loss(model(batch, generator), batch)
+
+    history = train_steps(model, loss, config.steps, config.lr, config.weight_decay, progress)
+    return model, history
+
+
+@torch.no_grad()
+def reconstruction_error(model: ParamAutoencoder, data: torch.Tensor) -> float:
+    """Mean squared error of the noise-free reconstruction."""
+    return F.mse_loss(model.decode(model.encode(data)), data).item()

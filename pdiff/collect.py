@@ -1,0 +1,105 @@
+"""Stage 1: train a classifier, then keep training only the target parameters and save a zoo.
+
+Normalization layers run in eval mode during collection, so their running statistics stay the
+trained classifier's: every checkpoint in the zoo then shares exactly the same frozen rest of
+the network, which is what lets evaluation share that rest across all models.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .config import ClassifierConfig, CollectConfig
+from .data import Dataset
+from .params import ParamLayout, layout_of, read_vector
+
+Progress = Callable[[int, int, dict], None]
+
+
+@dataclass
+class Zoo:
+    params: torch.Tensor  # (K, D) target vectors in collection order
+    steps: torch.Tensor  # (K,) optimizer step after which each was saved
+    layout: ParamLayout
+
+
+def _batches(dataset: Dataset, batch_size: int, generator: torch.Generator,
+             device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Endless shuffled mini-batches, augmented when the dataset says how."""
+    n = len(dataset.y_train)
+    while True:
+        order = torch.randperm(n, generator=generator)
+        for start in range(0, n - batch_size + 1 if n >= batch_size else 1, batch_size):
+            idx = order[start:start + batch_size]
+            x = dataset.x_train[idx]
+            if dataset.augment is not None:
+                x = dataset.augment(x, generator)
+            yield x.to(device, non_blocking=True), dataset.y_train[idx].to(device, non_blocking=True)
+
+
+def train_classifier(model: nn.Module, dataset: Dataset, config: ClassifierConfig, generator: torch.Generator,
+                     progress: Progress | None = None) -> nn.Module:
+    """Plain SGD with momentum and cosine decay; the model is returned in eval mode."""
+    device = next(model.parameters()).device
+    per_epoch = max(1, len(dataset.y_train) // config.batch_size)
+    total = config.epochs * per_epoch
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                                weight_decay=config.weight_decay, nesterov=config.momentum > 0)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, total)
+    batches = _batches(dataset, config.batch_size, generator, device)
+    model.train()
+    for step in range(total):
+        x, y = next(batches)
+        loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        if progress is not None and ((step + 1) % per_epoch == 0 or step + 1 == total):
+            progress(step + 1, total, {"loss": loss.item()})
+    return model.eval()
+
+
+def collect_checkpoints(model: nn.Module, dataset: Dataset, target: list[str], config: CollectConfig,
+                        count: int, batch_size: int, generator: torch.Generator,
+                        progress: Progress | None = None) -> Zoo:
+    """Freeze all but `target`, keep training, and save `count` checkpoints of the target."""
+    device = next(model.parameters()).device
+    layout = layout_of(model, target)
+    chosen = set(target)
+    for name, p in model.named_parameters():
+        p.requires_grad_(name in chosen)
+    params = [p for n, p in model.named_parameters() if n in chosen]
+    if config.optimizer == "adamw":
+        optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    else:
+        optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    model.eval()  # norm layers keep the classifier's running statistics (see module docstring)
+    batches = _batches(dataset, batch_size, generator, device)
+    vectors, steps = [], []
+    for k in range(count):
+        for _ in range(config.steps_per_checkpoint):
+            x, y = next(batches)
+            loss = F.cross_entropy(model(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        vectors.append(read_vector(model, layout).cpu())
+        steps.append((k + 1) * config.steps_per_checkpoint)
+        if progress is not None:
+            progress(k + 1, count, {"loss": loss.item()})
+    for p in model.parameters():
+        p.requires_grad_(True)
+    return Zoo(torch.stack(vectors), torch.tensor(steps), layout)
+
+
+def heldout_mask(count: int, every: int) -> torch.Tensor:
+    """Every `every`-th checkpoint (1-based: the every-th, 2*every-th, ...) is held out."""
+    mask = torch.zeros(count, dtype=torch.bool)
+    if every > 0:
+        mask[every - 1::every] = True
+    return mask

@@ -1,0 +1,337 @@
+"""Run configuration: frozen dataclasses with small-CPU defaults and named presets.
+
+A run is fully described by one `RunConfig`. It is stored in the run directory as plain JSON
+(`asdict`), never pickled, and rebuilt with `config_from_dict`. Derived sizes (parameter count,
+padded length) are computed by the stages, never written back into the config.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import typing
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A config value or override is invalid; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    name: str = "digits"
+    root: str = "data"  # local folder for torchvision-style datasets
+    download: bool = False  # never fetch anything unless the user asks
+    train_subset: int = 0  # 0 = whole training split
+    test_subset: int = 0
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    arch: str = "cnn"
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+
+
+@dataclass(frozen=True)
+class CollectConfig:
+    """Stage 1: keep training only the target parameters and save K checkpoints."""
+
+    target: str = "last-norm:1,head.*"  # comma-separated selectors, see params.select_target
+    num_checkpoints: int = 200
+    steps_per_checkpoint: int = 1
+    optimizer: str = "adamw"  # "adamw" (p-diff v2, constant lr) or "sgd" (v1)
+    lr: float = 0.03
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    heldout_every: int = 0  # >0: every n-th checkpoint is kept out of AE/diffusion training
+    seeds: int = 1  # >1: the zoo mixes classifiers trained from several seeds
+
+
+@dataclass(frozen=True)
+class AutoencoderConfig:
+    """Stage 2: 1D-conv autoencoder over normalized parameter vectors (p-diff v2)."""
+
+    channels: tuple[int, ...] = (16, 32, 64, 64)
+    kernel: int = 7
+    latent_dim: int = 64
+    input_noise: float = 0.001
+    latent_noise: float = 0.1
+    steps: int = 1200
+    batch_size: int = 50
+    lr: float = 1e-3
+    weight_decay: float = 2e-6
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    """Stage 3: DDPM on the autoencoder's latents, epsilon prediction."""
+
+    timesteps: int = 1000
+    beta_start: float = 1e-4
+    beta_end: float = 2e-2
+    channels: tuple[int, ...] = (16, 32, 32)
+    kernel: int = 7
+    time_dim: int = 64
+    steps: int = 1500
+    batch_size: int = 64
+    lr: float = 1e-3
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    num_models: int = 100
+    sampler: str = "ddpm"  # "ddpm" (ancestral, all T steps) or "ddim"
+    ddim_steps: int = 50
+    eta: float = 0.0
+    trajectory_models: int = 4  # how many samples keep their x0-prediction along the way
+    trajectory_points: int = 20  # at how many sampling steps
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    """Memorization-study baselines (arXiv 2506.07998), evaluated like generated models."""
+
+    enabled: bool = True
+    num_models: int = 100  # per baseline group
+    noise_sigmas: tuple[float, ...] = (0.01, 0.1)
+    relative_sigmas: tuple[float, ...] = (0.01, 0.1)
+    average_m: int = 16
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    chunk_size: int = 0  # models per batched pass; 0 = choose from available memory
+    batch_size: int = 0  # test samples per pass; 0 = whole test split
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    umap: bool = True
+    umap_neighbors: int = 15
+    bootstrap: int = 1000
+    trajectory: bool = True
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    seed: int = 0
+    device: str = "auto"
+    data: DataConfig = field(default_factory=DataConfig)
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+    collect: CollectConfig = field(default_factory=CollectConfig)
+    autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    sample: SampleConfig = field(default_factory=SampleConfig)
+    baselines: BaselineConfig = field(default_factory=BaselineConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+
+
+# --------------------------------------------------------------------------- presets
+
+PRESET_OVERRIDES: dict[str, dict[str, Any]] = {
+    # The embedded default: digits, small CNN, last BN + head (394 floats), about a minute on CPU.
+    "digits": {},
+    # The paper's autoencoder and denoiser sizes (v2) on the embedded data: meant for a GPU.
+    "paper": {
+        "collect.num_checkpoints": 200,
+        "autoencoder.channels": (64, 128, 256, 256, 32),
+        "autoencoder.latent_dim": 128,
+        "autoencoder.steps": 30000,
+        "autoencoder.batch_size": 200,
+        "diffusion.channels": (64, 128, 256, 512),
+        "diffusion.time_dim": 128,
+        "diffusion.steps": 30000,
+        "diffusion.batch_size": 200,
+        "sample.num_models": 200,
+    },
+}
+
+PRESET_HELP: dict[str, str] = {
+    "digits": "embedded sklearn digits, small CNN, last BN + head; about a minute on a CPU",
+    "paper": "digits with the paper's AE/DDPM sizes and step counts; meant for a GPU",
+}
+
+
+def register_preset(name: str, overrides: dict[str, Any], help: str = "") -> None:
+    """Add a named preset (dotted-key overrides of the defaults)."""
+    for key, value in overrides.items():
+        _apply_override(RunConfig(), key, value)  # validate early
+    PRESET_OVERRIDES[name] = dict(overrides)
+    PRESET_HELP[name] = help
+
+
+def preset(name: str) -> RunConfig:
+    """The config of a named preset; an unknown name lists the valid ones."""
+    if name not in PRESET_OVERRIDES:
+        raise ConfigError(f"unknown preset {name!r}; valid presets: {', '.join(PRESET_OVERRIDES)}")
+    return with_overrides(RunConfig(), PRESET_OVERRIDES[name])
+
+
+def with_overrides(config: RunConfig, overrides: dict[str, Any]) -> RunConfig:
+    for key, value in overrides.items():
+        config = _apply_override(config, key, value)
+    validate(config)
+    return config
+
+
+def parse_set(items: list[str]) -> dict[str, Any]:
+    """Parse `key=value` strings from the command line (values are JSON or plain strings)."""
+    overrides: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set expects key=value, got {item!r} (e.g. --set autoencoder.steps=500)")
+        try:
+            overrides[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            overrides[key.strip()] = raw
+    return overrides
+
+
+def _apply_override(config: Any, key: str, value: Any, full: str = "") -> Any:
+    full = full or key
+    head, _, rest = key.partition(".")
+    names = {f.name: f for f in fields(config)}
+    if head not in names:
+        raise ConfigError(f"unknown config key {full!r}; valid keys here: {', '.join(names)}")
+    current = getattr(config, head)
+    if rest:
+        if not dataclasses.is_dataclass(current):
+            raise ConfigError(f"config key {full!r} does not exist: {head!r} has no sub-keys")
+        return replace(config, **{head: _apply_override(current, rest, value, full)})
+    if dataclasses.is_dataclass(current):
+        raise ConfigError(f"config key {full!r} is a section; set one of its keys, e.g. {full}.{fields(current)[0].name}")
+    hint = typing.get_type_hints(type(config))[head]
+    return replace(config, **{head: _coerce(full, value, hint)})
+
+
+def _coerce(key: str, value: Any, hint: Any) -> Any:
+    """Check and convert one override value to the field's declared type."""
+    origin = typing.get_origin(hint)
+    try:
+        if origin is tuple:
+            inner = typing.get_args(hint)[0]
+            items = value if isinstance(value, (list, tuple)) else [value]
+            return tuple(_coerce(key, v, inner) for v in items)
+        if hint is bool:
+            if isinstance(value, bool):
+                return value
+            if str(value).lower() in ("true", "1", "yes", "false", "0", "no"):
+                return str(value).lower() in ("true", "1", "yes")
+            raise ValueError
+        if hint is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(value)
+        if hint is float:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if hint is str:
+            return str(value)
+    except (TypeError, ValueError):
+        pass
+    name = getattr(hint, "__name__", str(hint))
+    raise ConfigError(f"config key {key!r} expects {name}, got {value!r}")
+
+
+_POSITIVE = [
+    "classifier.epochs", "classifier.batch_size", "classifier.lr",
+    "collect.num_checkpoints", "collect.steps_per_checkpoint", "collect.lr", "collect.seeds",
+    "autoencoder.kernel", "autoencoder.latent_dim", "autoencoder.steps", "autoencoder.batch_size",
+    "autoencoder.lr", "diffusion.timesteps", "diffusion.kernel", "diffusion.time_dim",
+    "diffusion.steps", "diffusion.batch_size", "diffusion.lr", "sample.num_models",
+    "sample.ddim_steps", "baselines.num_models", "baselines.average_m", "analysis.umap_neighbors",
+]
+_NON_NEGATIVE = [
+    "classifier.momentum", "classifier.weight_decay", "collect.momentum", "collect.weight_decay",
+    "collect.heldout_every", "autoencoder.input_noise", "autoencoder.latent_noise",
+    "autoencoder.weight_decay", "sample.eta", "sample.trajectory_models",
+    "sample.trajectory_points", "evaluate.chunk_size", "evaluate.batch_size", "analysis.bootstrap",
+    "data.train_subset", "data.test_subset",
+]
+
+
+def get(config: Any, key: str) -> Any:
+    for part in key.split("."):
+        config = getattr(config, part)
+    return config
+
+
+def validate(config: RunConfig) -> None:
+    """Reject values no stage can run with, with a message that names the key."""
+    for key in _POSITIVE:
+        if get(config, key) <= 0:
+            raise ConfigError(f"config key {key!r} must be > 0, got {get(config, key)!r}")
+    for key in _NON_NEGATIVE:
+        if get(config, key) < 0:
+            raise ConfigError(f"config key {key!r} must be >= 0, got {get(config, key)!r}")
+    d = config.diffusion
+    if not 0 < d.beta_start < d.beta_end < 1:
+        raise ConfigError("diffusion betas need 0 < beta_start < beta_end < 1")
+    if config.sample.sampler not in ("ddpm", "ddim"):
+        raise ConfigError(f"sample.sampler must be 'ddpm' or 'ddim', got {config.sample.sampler!r}")
+    if config.sample.ddim_steps > d.timesteps:
+        raise ConfigError(f"sample.ddim_steps ({config.sample.ddim_steps}) cannot exceed diffusion.timesteps ({d.timesteps})")
+    if config.collect.optimizer not in ("sgd", "adamw"):
+        raise ConfigError(f"collect.optimizer must be 'sgd' or 'adamw', got {config.collect.optimizer!r}")
+    if not config.autoencoder.channels or not config.diffusion.channels:
+        raise ConfigError("autoencoder.channels and diffusion.channels need at least one entry")
+    if config.autoencoder.kernel % 2 == 0 or d.kernel % 2 == 0:
+        raise ConfigError("convolution kernels must be odd (autoencoder.kernel, diffusion.kernel)")
+    if config.device not in ("auto", "cpu") and not config.device.startswith("cuda"):
+        raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {config.device!r}")
+
+
+def config_to_dict(config: RunConfig) -> dict[str, Any]:
+    return asdict(config)
+
+
+def config_from_dict(data: dict[str, Any]) -> RunConfig:
+    """Rebuild a config from its JSON form (unknown keys are an error, missing keys default)."""
+    return _from_dict(RunConfig, data, "")
+
+
+def _from_dict(cls: type, data: dict[str, Any], prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise ConfigError(f"unknown config keys {sorted(prefix + k for k in unknown)}")
+    kwargs = {}
+    for name, value in data.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            kwargs[name] = _from_dict(hint, value, f"{prefix}{name}.")
+        else:
+            kwargs[name] = _coerce(prefix + name, value, hint)
+    return cls(**kwargs)
+
+
+def config_hash(config: RunConfig) -> str:
+    """Short stable fingerprint of a config, used to name runs and detect mismatches."""
+    text = json.dumps(config_to_dict(config), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def describe_keys() -> list[str]:
+    """All dotted config keys with their defaults, for `python -m pdiff presets --keys`."""
+    out: list[str] = []
+
+    def walk(obj: Any, prefix: str) -> None:
+        for f in fields(obj):
+            value = getattr(obj, f.name)
+            if dataclasses.is_dataclass(value):
+                walk(value, f"{prefix}{f.name}.")
+            else:
+                out.append(f"{prefix}{f.name}={json.dumps(value)}")
+
+    walk(RunConfig(), "")
+    return out
+

@@ -1,0 +1,122 @@
+"""Batched evaluation of many parameter vectors that share the rest of one network.
+
+Every model of a run (zoo, generated, baselines) differs only in the target parameters. So the
+network is split at the first stage that holds a target parameter: the shared prefix runs on the
+test set once, and only the suffix runs per model, many models at a time through
+`torch.func.vmap` over `functional_call`. Models are processed in chunks to bound memory.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+from torch.func import functional_call, vmap
+
+from .params import ParamLayout, write_vector
+
+Progress = Callable[[int, int, dict], None]
+
+
+@dataclass
+class Evaluation:
+    accuracy: torch.Tensor  # (N,) percent
+    predictions: torch.Tensor  # (N, S) int16 predicted classes
+    mean_probs: torch.Tensor  # (S, C) averaged softmax over the N models (ensemble)
+
+
+def split_shared_prefix(model: nn.Module, target: list[str]) -> tuple[nn.Module, nn.Module]:
+    """(prefix, suffix) of a Sequential model at its first child holding a target parameter.
+
+    Other modules are not split: the prefix is the identity and the whole model runs per model.
+    Parameter names are kept, so the suffix accepts the same target names.
+    """
+    if not isinstance(model, nn.Sequential):
+        return nn.Identity(), model
+    names = [name for name, _ in model.named_children()]
+    holds_target = [any(t.startswith(name + ".") for t in target) for name in names]
+    first = holds_target.index(True) if any(holds_target) else len(names)
+    return model[:first], model[first:]
+
+
+class BatchedEvaluator:
+    """Accuracy and predictions of many target vectors on one test set."""
+
+    def __init__(self, model: nn.Module, layout: ParamLayout, x_test: torch.Tensor, y_test: torch.Tensor,
+                 chunk_size: int = 0, batch_size: int = 0) -> None:
+        self.device = next(model.parameters()).device
+        self.layout = layout
+        self.labels = y_test.to(self.device)
+        self.model = model.eval()
+        prefix, self.suffix = split_shared_prefix(model, layout.names)
+        self.batch_size = batch_size or len(y_test)
+        with torch.no_grad():  # the shared prefix: once for all models
+            self.features = torch.cat([prefix(x_test[i:i + self.batch_size].to(self.device))
+                                       for i in range(0, len(y_test), self.batch_size)])
+        state = dict(self.suffix.named_parameters()) | dict(self.suffix.named_buffers())
+        self.fixed = {k: v.detach() for k, v in state.items() if k not in set(layout.names)}
+        self.chunk_size = chunk_size or self._auto_chunk()
+
+    def _auto_chunk(self) -> int:
+        """Models per pass from available memory: a rough bound on the suffix's activations."""
+        with torch.no_grad():
+            probe = self.suffix(self.features[: min(8, len(self.features))])
+        per_sample = max(self.features[0].numel(), probe[0].numel()) * 4 * 8  # bytes, with headroom
+        per_model = per_sample * min(self.batch_size, len(self.features))
+        if self.device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(self.device)
+            budget = free // 2
+        else:
+            budget = 512 * 2**20
+        return int(max(1, min(1024, budget // max(1, per_model))))
+
+    def _logits(self, vectors: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        """(M, D) vectors on (S', ...) features -> (M, S', C) logits."""
+        def one(target: dict[str, torch.Tensor]) -> torch.Tensor:
+            return functional_call(self.suffix, self.fixed | target, (features,))
+
+        return vmap(one)(self.layout.unflatten(vectors))
+
+    @torch.no_grad()
+    def evaluate(self, vectors: torch.Tensor, progress: Progress | None = None) -> Evaluation:
+        """Evaluate (N, D) vectors; returns accuracy, predictions and the ensemble's mean probabilities."""
+        n, s = len(vectors), len(self.labels)
+        predictions = torch.empty(n, s, dtype=torch.int16)
+        prob_sum: torch.Tensor | None = None  # (S, C), allocated once the class count is known
+        for start in range(0, n, self.chunk_size):
+            chunk = vectors[start:start + self.chunk_size].to(self.device, non_blocking=True).float()
+            parts = []
+            for i in range(0, s, self.batch_size):
+                logits = self._logits(chunk, self.features[i:i + self.batch_size])  # (M, S', C)
+                if prob_sum is None:
+                    prob_sum = torch.zeros(s, logits.shape[-1], device=self.device)
+                prob_sum[i:i + logits.shape[1]] += logits.float().softmax(-1).sum(0)
+                parts.append(logits.argmax(-1))
+            predictions[start:start + len(chunk)] = torch.cat(parts, dim=1).to(torch.int16).cpu()
+            if progress is not None:
+                progress(min(start + self.chunk_size, n), n, {})
+        correct = predictions.to(self.labels.device) == self.labels[None]
+        accuracy = correct.float().mean(1).cpu() * 100
+        mean_probs = prob_sum.cpu() / max(n, 1) if prob_sum is not None else torch.zeros(s, 0)
+        return Evaluation(accuracy, predictions, mean_probs)
+
+
+@torch.no_grad()
+def evaluate_loop(model: nn.Module, layout: ParamLayout, vectors: torch.Tensor, x_test: torch.Tensor,
+                  y_test: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reference: copy each vector into the model and run the whole test set (slow, simple)."""
+    model.eval()
+    device = next(model.parameters()).device
+    x, y = x_test.to(device), y_test.to(device)
+    preds = []
+    for vector in vectors:
+        write_vector(model, layout, vector.to(device))
+        preds.append(model(x).argmax(-1).cpu())
+    predictions = torch.stack(preds).to(torch.int16)
+    return (predictions.to(y.device) == y[None]).float().mean(1).cpu() * 100, predictions
+
+
+def ensemble_accuracy(mean_probs: torch.Tensor, labels: torch.Tensor) -> float:
+    """Accuracy (percent) of the averaged-probability ensemble."""
+    return (mean_probs.argmax(-1) == labels.to(mean_probs.device)).float().mean().item() * 100

@@ -1,0 +1,93 @@
+"""Stage 4: sample latents with the diffusion model and decode them into parameter vectors.
+
+`ParamGenerator` bundles what maps between parameter space and the diffusion's latent space:
+normalizer -> autoencoder -> latent standardization -> diffusion, and back.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .autoencoder import ParamAutoencoder
+from .diffusion import ConvDenoiser, GaussianDiffusion
+from .params import Normalizer
+
+
+@dataclass
+class LatentStats:
+    """Latents are centred per dimension and scaled by one global std before diffusion,
+    so the DDPM sees roughly unit-variance data whatever scale the autoencoder chose."""
+
+    mean: torch.Tensor  # (L,)
+    scale: torch.Tensor  # ()
+
+    @classmethod
+    def fit(cls, latents: torch.Tensor) -> "LatentStats":
+        mean = latents.mean(0)
+        return cls(mean, (latents - mean).std().clamp(min=1e-8))
+
+
+@dataclass
+class Samples:
+    params: torch.Tensor  # (N, D) de-normalized parameter vectors
+    latents: torch.Tensor  # (N, L) standardized latents the diffusion produced
+    trajectory: torch.Tensor  # (P, M, D) decoded x0-predictions of the first M samples
+    trajectory_steps: torch.Tensor  # (P,) diffusion timestep of each trajectory point
+
+
+@dataclass
+class ParamGenerator:
+    normalizer: Normalizer
+    autoencoder: ParamAutoencoder
+    stats: LatentStats
+    denoiser: ConvDenoiser
+    diffusion: GaussianDiffusion
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.autoencoder.parameters()).device
+
+    @torch.no_grad()
+    def encode(self, params: torch.Tensor) -> torch.Tensor:
+        """(N, D) raw parameters -> (N, L) standardized latents (no noise)."""
+        z = self.autoencoder.encode(self.normalizer.normalize(params.to(self.device)))
+        return (z - self.stats.mean.to(z.device)) / self.stats.scale.to(z.device)
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """(N, L) standardized latents -> (N, D) raw parameters."""
+        z = latents.to(self.device) * self.stats.scale.to(self.device) + self.stats.mean.to(self.device)
+        return self.normalizer.denormalize(self.autoencoder.decode(z))
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator, sampler: str = "ddpm", ddim_steps: int = 50,
+               eta: float = 0.0, trajectory_models: int = 0, trajectory_points: int = 0) -> Samples:
+        """Draw n latents, keep the first M samples' x0-predictions at P steps, decode everything."""
+        shape = (n, self.denoiser.length)
+        record = self._record_steps(sampler, ddim_steps, trajectory_points) if trajectory_models else set()
+        kept: dict[int, torch.Tensor] = {}
+
+        def callback(step: int, x0: torch.Tensor) -> None:
+            if step in record:
+                kept[step] = x0[:trajectory_models].clone()
+
+        self.denoiser.eval()
+        if sampler == "ddim":
+            latents = self.diffusion.ddim_sample(self.denoiser, shape, ddim_steps, eta, generator, self.device, callback)
+        else:
+            latents = self.diffusion.ddpm_sample(self.denoiser, shape, generator, self.device, callback)
+        steps = sorted(kept, reverse=True)
+        trajectory = (torch.stack([self.decode(kept[s]) for s in steps]) if steps
+                      else torch.zeros(0, 0, self.normalizer.mean.numel()))
+        return Samples(self.decode(latents).float().cpu(), latents.cpu(), trajectory.float().cpu(),
+                       torch.tensor(steps, dtype=torch.long))
+
+    def _record_steps(self, sampler: str, ddim_steps: int, points: int) -> set[int]:
+        """`points` timesteps, evenly spread over the ones the sampler visits (0 always kept)."""
+        visited = (self.diffusion.ddim_timesteps(ddim_steps) if sampler == "ddim"
+                   else list(range(self.diffusion.timesteps - 1, -1, -1)))
+        if points <= 0:
+            return set()
+        picks = torch.linspace(0, len(visited) - 1, min(points, len(visited))).round().long()
+        return {visited[i] for i in picks.tolist()}

@@ -66,15 +66,15 @@ class ParamAutoencoder(nn.Module):
 
 
 def train_autoencoder(data: torch.Tensor, config: AutoencoderConfig, generator: torch.Generator,
-                      progress: Progress | None = None) -> tuple[ParamAutoencoder, TrainHistory]:
+                      progress: Progress | None = None, precision: str = "fp32") -> tuple[ParamAutoencoder, TrainHistory]:
     """Train on normalized vectors `data` (K, D) with MSE; returns the model (eval mode) and losses."""
     model = ParamAutoencoder(data.shape[1], config).to(data.device)
 
-    def loss() -> torch.Tensor:
+    def loss(net: nn.Module) -> torch.Tensor:
         batch = data[batch_index(len(data), config.batch_size, generator, data.device)]
-        return F.mse_loss(model(batch, generator), batch)
+        return F.mse_loss(net(batch, generator), batch)
 
-    history = train_steps(model, loss, config.steps, config.lr, config.weight_decay, progress)
+    history = train_steps(model, loss, config.steps, config.lr, config.weight_decay, progress, precision)
     return model, history
 
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from . import config as cfg
+from . import distributed
 from .runs import RunDir, RunError, runs_root
 
 
@@ -16,11 +17,24 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (cfg.ConfigError, RunError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error{_rank_tag()}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("\ninterrupted: finished stages are kept; run the same command again to resume", file=sys.stderr)
         return 130
+    except Exception as exc:
+        if distributed.current().world == 1:
+            raise
+        # Under torchrun: say which rank failed; torchrun then stops the others instead of hanging.
+        print(f"error{_rank_tag()}: {exc.__class__.__name__}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        distributed.teardown()
+
+
+def _rank_tag() -> str:
+    rank = distributed.current()
+    return f" (rank {rank.rank} of {rank.world})" if rank.world > 1 else ""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -77,10 +91,12 @@ def _run(args: argparse.Namespace) -> int:
 
     config, overrides = _config_from_args(args)
     path = Path(args.out) if args.out else default_run_path(args.preset, config, overrides)
-    print(f"run directory: {path}")
-    with TqdmReporter(disable=args.quiet) as reporter:
+    rank = distributed.setup()
+    if rank.rank == 0:
+        print(f"run directory: {path}" + (f" ({rank.world} processes)" if rank.world > 1 else ""))
+    with TqdmReporter(disable=args.quiet or rank.rank != 0) as reporter:
         run = run_pipeline(path, config, force=args.force, report=reporter, until=args.until)
-    if run.stage_done("evaluate"):
+    if rank.rank == 0 and run.stage_done("evaluate"):
         from .report import format_table, scorecard
 
         print(format_table(scorecard(run)))

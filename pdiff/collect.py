@@ -13,9 +13,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from . import distributed
 from .config import ClassifierConfig, CollectConfig
 from .data import Dataset
 from .params import ParamLayout, layout_of, read_vector
+from .runtime import autocast
 
 Progress = Callable[[int, int, dict], None]
 
@@ -29,20 +31,29 @@ class Zoo:
 
 def _batches(dataset: Dataset, batch_size: int, generator: torch.Generator,
              device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Endless shuffled mini-batches, augmented when the dataset says how."""
+    """Endless shuffled mini-batches, augmented when the dataset says how.
+
+    Under torchrun every rank draws the same permutation and keeps its own share of each batch
+    (a distributed sampler); augmentation draws from a rank-seeded generator of its own.
+    """
     n = len(dataset.y_train)
+    rank = distributed.current()
+    augment_generator = torch.Generator().manual_seed(distributed.rank_seed(generator.initial_seed() + 1))
     while True:
         order = torch.randperm(n, generator=generator)
         for start in range(0, n - batch_size + 1 if n >= batch_size else 1, batch_size):
-            idx = order[start:start + batch_size]
+            idx = order[start:start + batch_size][rank.rank::rank.world]
             x = dataset.x_train[idx]
             if dataset.augment is not None:
-                x = dataset.augment(x, generator)
-            yield x.to(device, non_blocking=True), dataset.y_train[idx].to(device, non_blocking=True)
+                x = dataset.augment(x, augment_generator)
+            y = dataset.y_train[idx]
+            if device.type == "cuda":  # page-locked host memory lets the copy overlap compute
+                x, y = x.pin_memory(), y.pin_memory()
+            yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
 
 
 def train_classifier(model: nn.Module, dataset: Dataset, config: ClassifierConfig, generator: torch.Generator,
-                     progress: Progress | None = None) -> nn.Module:
+                     progress: Progress | None = None, precision: str = "fp32") -> nn.Module:
     """Plain SGD with momentum and cosine decay; the model is returned in eval mode."""
     device = next(model.parameters()).device
     per_epoch = max(1, len(dataset.y_train) // config.batch_size)
@@ -51,10 +62,12 @@ def train_classifier(model: nn.Module, dataset: Dataset, config: ClassifierConfi
                                 weight_decay=config.weight_decay, nesterov=config.momentum > 0)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, total)
     batches = _batches(dataset, config.batch_size, generator, device)
+    net = distributed.ddp(model)
     model.train()
     for step in range(total):
         x, y = next(batches)
-        loss = F.cross_entropy(model(x), y)
+        with autocast(device, precision):
+            loss = F.cross_entropy(net(x), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -66,7 +79,7 @@ def train_classifier(model: nn.Module, dataset: Dataset, config: ClassifierConfi
 
 def collect_checkpoints(model: nn.Module, dataset: Dataset, target: list[str], config: CollectConfig,
                         count: int, batch_size: int, generator: torch.Generator,
-                        progress: Progress | None = None) -> Zoo:
+                        progress: Progress | None = None, precision: str = "fp32") -> Zoo:
     """Freeze all but `target`, keep training, and save `count` checkpoints of the target."""
     device = next(model.parameters()).device
     layout = layout_of(model, target)
@@ -79,12 +92,14 @@ def collect_checkpoints(model: nn.Module, dataset: Dataset, target: list[str], c
     else:
         optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     model.eval()  # norm layers keep the classifier's running statistics (see module docstring)
+    net = distributed.ddp(model)
     batches = _batches(dataset, batch_size, generator, device)
     vectors, steps = [], []
     for k in range(count):
         for _ in range(config.steps_per_checkpoint):
             x, y = next(batches)
-            loss = F.cross_entropy(model(x), y)
+            with autocast(device, precision):
+                loss = F.cross_entropy(net(x), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -121,6 +121,7 @@ class AnalysisConfig:
 class RunConfig:
     seed: int = 0
     device: str = "auto"
+    precision: str = "fp32"  # "bf16": autocast for training and evaluation (meant for GPUs)
     data: DataConfig = field(default_factory=DataConfig)
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     collect: CollectConfig = field(default_factory=CollectConfig)
@@ -285,6 +286,8 @@ def validate(config: RunConfig) -> None:
         raise ConfigError("autoencoder.channels and diffusion.channels need at least one entry")
     if config.autoencoder.kernel % 2 == 0 or d.kernel % 2 == 0:
         raise ConfigError("convolution kernels must be odd (autoencoder.kernel, diffusion.kernel)")
+    if config.precision not in ("fp32", "bf16"):
+        raise ConfigError(f"precision must be 'fp32' or 'bf16', got {config.precision!r}")
     if config.device not in ("auto", "cpu") and not config.device.startswith("cuda"):
         raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {config.device!r}")
 

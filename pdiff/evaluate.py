@@ -14,7 +14,9 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
+from . import distributed
 from .params import ParamLayout, write_vector
+from .runtime import autocast
 
 Progress = Callable[[int, int, dict], None]
 
@@ -44,7 +46,8 @@ class BatchedEvaluator:
     """Accuracy and predictions of many target vectors on one test set."""
 
     def __init__(self, model: nn.Module, layout: ParamLayout, x_test: torch.Tensor, y_test: torch.Tensor,
-                 chunk_size: int = 0, batch_size: int = 0) -> None:
+                 chunk_size: int = 0, batch_size: int = 0, precision: str = "fp32") -> None:
+        self.precision = precision
         self.device = next(model.parameters()).device
         self.layout = layout
         self.labels = y_test.to(self.device)
@@ -71,12 +74,31 @@ class BatchedEvaluator:
             budget = 512 * 2**20
         return int(max(1, min(1024, budget // max(1, per_model))))
 
+    def _num_classes(self) -> int:
+        with torch.no_grad():
+            return int(self.suffix(self.features[:1]).shape[-1])
+
     def _logits(self, vectors: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         """(M, D) vectors on (S', ...) features -> (M, S', C) logits."""
         def one(target: dict[str, torch.Tensor]) -> torch.Tensor:
             return functional_call(self.suffix, self.fixed | target, (features,))
 
-        return vmap(one)(self.layout.unflatten(vectors))
+        with autocast(self.device, self.precision):
+            return vmap(one)(self.layout.unflatten(vectors))
+
+    def evaluate_sharded(self, vectors: torch.Tensor, progress: Progress | None = None) -> Evaluation:
+        """`evaluate`, with the models split across torchrun ranks and the results gathered.
+
+        Every rank gets the full result, in the original model order; a single process just
+        evaluates everything.
+        """
+        rank = distributed.current()
+        if rank.world == 1:
+            return self.evaluate(vectors, progress)
+        part = self.evaluate(vectors[distributed.shard(len(vectors))], progress)
+        prob_sum = distributed.sum_all(part.mean_probs * len(part.accuracy))
+        return Evaluation(distributed.gather_rows(part.accuracy), distributed.gather_rows(part.predictions),
+                          prob_sum / max(len(vectors), 1))
 
     @torch.no_grad()
     def evaluate(self, vectors: torch.Tensor, progress: Progress | None = None) -> Evaluation:
@@ -98,7 +120,9 @@ class BatchedEvaluator:
                 progress(min(start + self.chunk_size, n), n, {})
         correct = predictions.to(self.labels.device) == self.labels[None]
         accuracy = correct.float().mean(1).cpu() * 100
-        mean_probs = prob_sum.cpu() / max(n, 1) if prob_sum is not None else torch.zeros(s, 0)
+        if prob_sum is None:  # no models (e.g. an empty shard): zeros of the right shape
+            prob_sum = torch.zeros(s, self._num_classes(), device=self.device)
+        mean_probs = prob_sum.cpu() / max(n, 1)
         return Evaluation(accuracy, predictions, mean_probs)
 
 

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import torch
 
-from . import stages
+from . import distributed, stages
 from .config import RunConfig, config_from_dict, config_hash, config_to_dict, validate
 from .runs import RunDir, RunError, versions
 from .runtime import resolve_device
@@ -31,6 +31,7 @@ STAGES: dict[str, Callable[["StageContext"], dict[str, Any]]] = {
     "analyse": stages.analyse,
 }
 STAGE_NAMES = list(STAGES)
+MAIN_ONLY = {"baselines", "analyse"}  # cheap, no collectives: rank 0 alone under torchrun
 
 
 @dataclass
@@ -71,6 +72,12 @@ def prepare_run(path: str | Path, config: RunConfig, force: str | None = None) -
     """Create the run's manifest, or check an existing one was made with the same config."""
     validate(config)
     run = RunDir(path)
+    if not distributed.is_main():  # rank 0 creates or checks; the others wait, then read
+        distributed.barrier()
+        if not run.exists():
+            raise RunError(f"rank {distributed.current().rank} cannot see {run.path}/run.json: "
+                           f"under torchrun on several nodes the run directory must be on a shared filesystem")
+        return run
     if run.exists():
         stored = run.manifest().get("config")
         if stored is None:
@@ -88,6 +95,7 @@ def prepare_run(path: str | Path, config: RunConfig, force: str | None = None) -
         })
     if force is not None:
         reset_from(run, force)
+    distributed.barrier()
     return run
 
 
@@ -121,7 +129,12 @@ def run_stage(run: RunDir, config: RunConfig, stage: str, device: torch.device,
 
 def run_pipeline(path: str | Path, config: RunConfig, force: str | None = None,
                  report: StageProgress | None = None, until: str | None = None) -> RunDir:
-    """Run every unfinished stage in order (up to `until`); finished stages are reused."""
+    """Run every unfinished stage in order (up to `until`); finished stages are reused.
+
+    Under torchrun every rank runs this: training is data-parallel, sampling and evaluation are
+    sharded, the cheap baselines and analysis run on rank 0, and only rank 0 writes.
+    """
+    distributed.setup()
     run = prepare_run(path, config, force)
     device = resolve_device(config.device)
     manifest = run.manifest()
@@ -132,7 +145,9 @@ def run_pipeline(path: str | Path, config: RunConfig, force: str | None = None,
     for stage in STAGE_NAMES[: last + 1]:
         if run.stage_done(stage):
             continue
-        run_stage(run, config, stage, device, progress)
+        if distributed.is_main() or stage not in MAIN_ONLY:
+            run_stage(run, config, stage, device, progress)
+        distributed.barrier()  # later stages on every rank read what rank 0 wrote
     return run
 
 

@@ -1,18 +1,22 @@
 """Device and randomness, decided once at the edge (entry points, stage starts, tests)."""
 from __future__ import annotations
 
+import contextlib
 import random
 
 import numpy as np
 import torch
 
+from . import distributed
 from .config import ConfigError
 
 
 def resolve_device(name: str = "auto") -> torch.device:
     """'auto' picks CUDA when present, else CPU; an unavailable CUDA request is a clear error."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():  # one GPU per torchrun process
+            return torch.device("cuda", distributed.current().local_rank)
+        return torch.device("cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device {name!r} requested but CUDA is not available; use device=auto or cpu")
     return torch.device(name)
@@ -23,6 +27,13 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def autocast(device: torch.device, precision: str = "fp32") -> contextlib.AbstractContextManager:
+    """bf16 autocast on request (forward passes only); a no-op context for fp32."""
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:

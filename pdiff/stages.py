@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from . import baselines as baseline_models
+from . import distributed
 from .autoencoder import ParamAutoencoder, reconstruction_error, train_autoencoder
 from .classifiers import build_classifier
 from .collect import collect_checkpoints, heldout_mask, train_classifier
@@ -119,11 +120,12 @@ def collect(ctx: "StageContext") -> dict[str, Any]:
         model = build_classifier(config.classifier.arch, dataset.input_shape, dataset.num_classes).to(ctx.device)
         target = select_target(model, config.collect.target)
         train_classifier(model, dataset, config.classifier, generator,
-                         lambda d, t, i: ctx.progress(d, t, {"phase": f"classifier {s + 1}/{seeds}", **i}))
+                         lambda d, t, i: ctx.progress(d, t, {"phase": f"classifier {s + 1}/{seeds}", **i}), config.precision)
         if s == 0:
             base_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         zoo = collect_checkpoints(model, dataset, target, config.collect, count, config.classifier.batch_size,
-                                  generator, lambda d, t, i: ctx.progress(d, t, {"phase": f"checkpoints {s + 1}/{seeds}", **i}))
+                                  generator, lambda d, t, i: ctx.progress(d, t, {"phase": f"checkpoints {s + 1}/{seeds}", **i}),
+                                  config.precision)
         vectors.append(zoo.params)
         steps.append(zoo.steps)
         seed_index.append(torch.full((count,), s))
@@ -132,7 +134,7 @@ def collect(ctx: "StageContext") -> dict[str, Any]:
     params = torch.cat(vectors)
     heldout = heldout_mask(len(params), config.collect.heldout_every)
     evaluator = BatchedEvaluator(_with_state(model, base_state), zoo.layout, dataset.x_test, dataset.y_test)
-    accuracy = evaluator.evaluate(params).accuracy
+    accuracy = evaluator.evaluate_sharded(params).accuracy
     meta = {"layout": zoo.layout.to_json(), "target": zoo.layout.names, "input_shape": list(dataset.input_shape),
             "num_classes": dataset.num_classes}
     ctx.run.save(BASE, base_state, meta)
@@ -178,7 +180,9 @@ def autoencoder(ctx: "StageContext") -> dict[str, Any]:
     layout = ParamLayout.from_json(ctx.run.load(ZOO)[1]["layout"])
     normalizer = Normalizer.fit(params, layout)
     data = normalizer.normalize(params).float().to(ctx.device)
-    model, history = train_autoencoder(data, ctx.config.autoencoder, make_generator(ctx.seed, ctx.device), ctx.progress)
+    model, history = train_autoencoder(data, ctx.config.autoencoder,
+                                       make_generator(distributed.rank_seed(ctx.seed), ctx.device), ctx.progress,
+                                       ctx.config.precision)
     latents = model.encode(data).detach()
     stats = LatentStats.fit(latents)
     error = reconstruction_error(model, data)
@@ -195,12 +199,12 @@ def diffusion(ctx: "StageContext") -> dict[str, Any]:
     generator_model = load_generator(ctx.run, ctx.config, ctx.device, with_denoiser=False)
     latents = generator_model.encode(training_rows(ctx.run)).float()
     denoiser, process = generator_model.denoiser, generator_model.diffusion
-    gen = make_generator(ctx.seed, ctx.device)
+    gen = make_generator(distributed.rank_seed(ctx.seed), ctx.device)
 
-    def loss() -> torch.Tensor:
-        return process.training_loss(denoiser, latents[batch_index(len(latents), config.batch_size, gen, ctx.device)], gen)
+    def loss(net: nn.Module) -> torch.Tensor:
+        return process.training_loss(net, latents[batch_index(len(latents), config.batch_size, gen, ctx.device)], gen)
 
-    history = train_steps(denoiser, loss, config.steps, config.lr, 0.0, ctx.progress)
+    history = train_steps(denoiser, loss, config.steps, config.lr, 0.0, ctx.progress, ctx.config.precision)
     state = _prefixed(denoiser.state_dict(), "model.") | {"loss": torch.tensor(history.loss)}
     ctx.run.save(DENOISER, state, {"loss_every": history.every})
     return {"final_loss": history.loss[-1]}
@@ -212,9 +216,12 @@ def sample(ctx: "StageContext") -> dict[str, Any]:
     s = ctx.config.sample
     model = load_generator(ctx.run, ctx.config, ctx.device)
     ctx.progress(0, 1, {"phase": f"{s.sampler} sampling of {s.num_models} models"})
-    samples = model.sample(s.num_models, make_generator(ctx.seed, ctx.device), s.sampler, s.ddim_steps, s.eta,
-                           s.trajectory_models, s.trajectory_points)
-    ctx.run.save(GENERATED, {"params": samples.params, "latents": samples.latents,
+    share = distributed.shard(s.num_models)  # under torchrun each rank samples its share
+    keep = s.trajectory_models if distributed.is_main() else 0
+    samples = model.sample(share.stop - share.start, make_generator(distributed.rank_seed(ctx.seed), ctx.device),
+                           s.sampler, s.ddim_steps, s.eta, keep, s.trajectory_points)
+    ctx.run.save(GENERATED, {"params": distributed.gather_rows(samples.params),
+                             "latents": distributed.gather_rows(samples.latents),
                              "trajectory": samples.trajectory, "trajectory_steps": samples.trajectory_steps},
                  {"sampler": s.sampler})
     ctx.progress(1, 1, {})
@@ -257,14 +264,14 @@ def evaluate(ctx: "StageContext") -> dict[str, Any]:
     task = load_task(ctx.run, ctx.config, ctx.device)
     e = ctx.config.evaluate
     evaluator = BatchedEvaluator(task.model, task.layout, task.dataset.x_test, task.dataset.y_test,
-                                 e.chunk_size, e.batch_size)
+                                 e.chunk_size, e.batch_size, ctx.config.precision)
     groups = model_groups(ctx.run)
     out: dict[str, torch.Tensor] = {"labels": task.dataset.y_test}
     ensembles: dict[str, float] = {}
     total = sum(len(v) for v in groups.values())
     done = 0
     for name, vectors in groups.items():
-        result = evaluator.evaluate(vectors, lambda d, t, i: ctx.progress(done + d, total, {"group": name}))
+        result = evaluator.evaluate_sharded(vectors, lambda d, t, i: ctx.progress(done + d, total, {"group": name}))
         done += len(vectors)
         out[f"{name}.accuracy"], out[f"{name}.predictions"] = result.accuracy, result.predictions
         ensembles[name] = ensemble_accuracy(result.mean_probs, task.dataset.y_test)
@@ -272,7 +279,7 @@ def evaluate(ctx: "StageContext") -> dict[str, Any]:
     trajectory = generated["trajectory"]
     if trajectory.numel():
         points, models, dim = trajectory.shape
-        acc = evaluator.evaluate(trajectory.reshape(points * models, dim)).accuracy
+        acc = evaluator.evaluate_sharded(trajectory.reshape(points * models, dim)).accuracy
         out["trajectory.accuracy"] = acc.reshape(points, models)
         out["trajectory.steps"] = generated["trajectory_steps"]
     ctx.run.save(EVALUATION, out, {"groups": list(groups), "ensemble_accuracy": ensembles,

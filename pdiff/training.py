@@ -11,6 +11,9 @@ from typing import Callable
 import torch
 from torch import nn
 
+from . import distributed
+from .runtime import autocast
+
 Progress = Callable[[int, int, dict], None]  # (done, total, info)
 
 
@@ -23,19 +26,32 @@ class TrainHistory:
 
 
 def batch_index(n: int, batch_size: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
-    """Random rows (with replacement) drawn from `generator`, so a seed fixes the whole run."""
-    return torch.randint(0, n, (batch_size,), generator=generator, device=generator.device).to(device)
+    """Random rows (with replacement) drawn from `generator`, so a seed fixes the whole run.
+
+    Under torchrun each rank draws `batch_size / world` rows from its own rank-seeded generator,
+    so the global batch keeps its size.
+    """
+    per_rank = -(-batch_size // distributed.current().world)
+    return torch.randint(0, n, (per_rank,), generator=generator, device=generator.device).to(device)
 
 
-def train_steps(model: nn.Module, loss_fn: Callable[[], torch.Tensor], steps: int, lr: float,
-                weight_decay: float = 0.0, progress: Progress | None = None) -> TrainHistory:
-    """Run `steps` AdamW updates of `loss_fn()` with cosine decay to 5% of `lr`."""
+def train_steps(model: nn.Module, loss_fn: Callable[[nn.Module], torch.Tensor], steps: int, lr: float,
+                weight_decay: float = 0.0, progress: Progress | None = None, precision: str = "fp32") -> TrainHistory:
+    """Run `steps` AdamW updates of `loss_fn(net)` with cosine decay to 5% of `lr`.
+
+    `net` is the model itself, or its DistributedDataParallel wrapper under torchrun: the loss
+    must call `net`, so that gradients are averaged across ranks. With precision "bf16" the
+    forward pass runs under autocast; backward and the optimizer step stay outside it.
+    """
+    device = next(model.parameters()).device
+    net = distributed.ddp(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps, eta_min=lr * 0.05)
     history = TrainHistory(every=max(1, steps // 200))
     model.train()
     for step in range(steps):
-        loss = loss_fn()
+        with autocast(device, precision):
+            loss = loss_fn(net)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

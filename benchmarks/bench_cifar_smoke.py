@@ -1,0 +1,71 @@
+"""Smoke run of the paper's `cifar10-resnet18` preset on this CPU: time and artifacts.
+
+    python benchmarks/bench_cifar_smoke.py [--data-root DIR]
+
+Settings (issue 6): 1 epoch on a 1,000-image training subset (and 1,000 test images), K=10
+checkpoints, 20 autoencoder and 20 DDPM training steps, at the preset's paper-size networks.
+Sampling uses DDIM with 20 steps (1000-step ancestral sampling of the paper-size denoiser is a
+GPU job). Without --data-root the script writes a synthetic CIFAR-10 in the real binary format
+(random pixels: accuracy is at chance; the point is time and completeness). Prints the stage
+times, the total against the 10-minute target, and which artifacts exist.
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ["run.json", "base.safetensors", "zoo.safetensors", "autoencoder.safetensors", "denoiser.safetensors",
+             "generated.safetensors", "baselines.safetensors", "evaluation.safetensors", "analysis.safetensors"]
+SMOKE = ["classifier.epochs=1", "data.train_subset=1000", "data.test_subset=1000", "collect.num_checkpoints=10",
+         "autoencoder.steps=20", "diffusion.steps=20", "sample.sampler=ddim", "sample.ddim_steps=20",
+         "sample.num_models=10", "baselines.num_models=4", "sample.trajectory_points=5"]
+
+
+def write_synthetic_cifar10(root: Path, per_batch: int = 200, test: int = 1000) -> None:
+    """CIFAR-10 binary layout: records of 1 label byte + 3072 pixel bytes."""
+    folder = root / "cifar-10-batches-bin"
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    names = [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]
+    for name in names:
+        n = test if name == "test_batch.bin" else per_batch
+        records = np.concatenate([rng.integers(0, 10, (n, 1)), rng.integers(0, 256, (n, 3072))], axis=1)
+        (folder / name).write_bytes(records.astype(np.uint8).tobytes())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data-root", help="folder holding cifar-10-batches-bin (default: synthetic)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        data_root = Path(args.data_root) if args.data_root else Path(tmp) / "data"
+        if not args.data_root:
+            write_synthetic_cifar10(data_root)
+        out = Path(tmp) / "run"
+        command = [sys.executable, "-m", "pdiff", "run", "--preset", "cifar10-resnet18", "--data-root", str(data_root),
+                   "--out", str(out), "--quiet", "--device", "cpu"]
+        for item in SMOKE:
+            command += ["--set", item]
+        start = time.perf_counter()
+        subprocess.run(command, cwd=ROOT, check=True)
+        total = time.perf_counter() - start
+        import json
+
+        manifest = json.loads((out / "run.json").read_text())
+        print("\nstage times:")
+        for name, stage in manifest["stages"].items():
+            print(f"  {name:12s} {stage.get('seconds', float('nan')):8.1f} s  {stage['status']}")
+        print(f"total {total:.1f} s = {total / 600:.2f} of the 10-minute target")
+        missing = [a for a in ARTIFACTS if not (out / a).exists()]
+        print("artifacts: all in place" if not missing else f"artifacts MISSING: {', '.join(missing)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,240 @@
+"""Cached loaders: a run's files as numpy arrays, for the pages.
+
+Array loaders are `st.cache_data` keyed on the run path plus each file's (mtime, size), so a
+file rewritten by a running or resumed pipeline is read again, and an unchanged one never is.
+`st.cache_resource` holds only objects nobody mutates (the diffusion schedule). Every loader
+raises `RunError` (one line) for a missing or damaged file; pages turn that into a message.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import streamlit as st
+import torch
+
+from app import launcher
+from pdiff.config import ConfigError, RunConfig
+from pdiff.pipeline import STAGE_NAMES, load_run_config
+from pdiff.runs import PROGRESS, RunDir, RunError, list_runs, runs_root
+
+ZOO, GENERATED, BASELINES = "zoo.safetensors", "generated.safetensors", "baselines.safetensors"
+EVALUATION, ANALYSIS, AUTOENCODER = "evaluation.safetensors", "analysis.safetensors", "autoencoder.safetensors"
+STAGE_FILES = {"collect": ZOO, "autoencoder": AUTOENCODER, "diffusion": "denoiser.safetensors",
+               "sample": GENERATED, "baselines": BASELINES, "evaluate": EVALUATION, "analyse": ANALYSIS}
+
+Arrays = dict[str, np.ndarray]
+
+
+def stamp(path: Path) -> tuple[int, int] | None:
+    """(mtime_ns, size) of a file, or None when it does not exist: part of every cache key."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_mtime_ns, info.st_size
+
+
+def root() -> Path:
+    return runs_root().resolve()
+
+
+# --------------------------------------------------------------------------- raw files
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _load(run_path: str, name: str, key: tuple[int, int] | None) -> tuple[Arrays, dict[str, Any]]:
+    tensors, meta = RunDir(run_path).load(name)
+    return {k: v.numpy() for k, v in tensors.items()}, meta
+
+
+def load(run: RunDir, name: str) -> tuple[Arrays, dict[str, Any]]:
+    """A run's safetensors file as numpy arrays plus its metadata (cached)."""
+    return _load(str(run.path), name, stamp(run.file(name)))
+
+
+def manifest(run: RunDir) -> dict[str, Any]:
+    data = run.manifest()
+    if not isinstance(data, dict):
+        raise RunError(f"{run.path}/run.json is damaged (not a JSON object)")
+    return data
+
+
+def config(run: RunDir) -> RunConfig:
+    try:
+        return load_run_config(run)
+    except ConfigError as exc:
+        raise RunError(f"{run.path}/run.json holds a config this code cannot read ({exc})") from None
+
+
+def config_dict(run: RunDir) -> dict[str, Any]:
+    return asdict(config(run))
+
+
+# --------------------------------------------------------------------------- status
+
+
+def stages(run: RunDir) -> list[dict[str, Any]]:
+    """Every stage with status, seconds, metrics and, for the running one, progress (0..1).
+
+    A stage the manifest calls "running" with no live process is shown as "stopped": the run
+    was killed or interrupted and resumes there when launched again.
+    """
+    recorded = manifest(run).get("stages", {})
+    active = launcher.active_pid(run.path) is not None
+    progress = run.progress() or {}
+    out = []
+    for name in STAGE_NAMES:
+        s = dict(recorded.get(name) or {"status": "pending"})
+        s["name"] = name
+        s.setdefault("status", "pending")
+        if s["status"] == "running":
+            if not active:
+                s["status"] = "stopped"
+            elif progress.get("stage") == name and progress.get("total"):
+                s["progress"] = min(1.0, progress["done"] / progress["total"])
+                s["info"] = progress.get("info") or {}
+            if s.get("started") and active:
+                s["seconds"] = time.time() - s["started"]
+        detail = [f"<b>{name}</b>: {s['status']}", f"writes {STAGE_FILES[name]}"]
+        detail += [f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}"
+                   for k, v in (s.get("metrics") or {}).items() if not isinstance(v, dict)]
+        if s.get("error"):
+            detail.append(str(s["error"])[:200])
+        s["detail"] = "<br>".join(detail)
+        out.append(s)
+    return out
+
+
+def run_summary(run: RunDir) -> str:
+    """'done', 'running', 'partial' (resumable), 'failed' or 'damaged', for the run picker."""
+    try:
+        stages_ = manifest(run).get("stages", {})
+    except RunError:
+        return "damaged"
+    if launcher.active_pid(run.path) is not None:
+        return "running"
+    statuses = [(stages_.get(n) or {}).get("status", "pending") for n in STAGE_NAMES]
+    if all(s == "done" for s in statuses):
+        return "done"
+    if "failed" in statuses:
+        return "failed"
+    return "partial"
+
+
+def list_run_names() -> list[str]:
+    return [r.name for r in list_runs(root())]
+
+
+def done(run: RunDir, stage: str) -> bool:
+    return (manifest(run).get("stages", {}).get(stage) or {}).get("status") == "done"
+
+
+def progress(run: RunDir) -> dict[str, Any] | None:
+    return run.progress() if run.file(PROGRESS).exists() else None
+
+
+# --------------------------------------------------------------------------- results
+
+
+def accuracy(run: RunDir) -> dict[str, np.ndarray]:
+    """group -> (N,) test accuracy (percent), in the evaluation's group order (zoo first)."""
+    tensors, meta = load(run, EVALUATION)
+    groups = meta.get("groups") or [k[: -len(".accuracy")] for k in tensors if k.endswith(".accuracy")
+                                    and not k.startswith("trajectory.")]
+    missing = [g for g in groups if f"{g}.accuracy" not in tensors]
+    if missing:
+        raise RunError(f"{run.path}/{EVALUATION} lacks accuracies of {', '.join(missing)}; "
+                       f"redo it with python -m pdiff run --out {run.path} --force evaluate")
+    return {g: tensors[f"{g}.accuracy"] for g in groups}
+
+
+def scorecard(run: RunDir) -> dict[str, dict[str, Any]]:
+    """The analysis scorecard, or accuracy statistics alone while analysis has not run."""
+    if run.file(ANALYSIS).exists():
+        card = load(run, ANALYSIS)[1].get("scorecard")
+        if not isinstance(card, dict):
+            raise RunError(f"{run.path}/{ANALYSIS} has no scorecard; redo it with python -m pdiff analyse {run.path}")
+        return card
+    from pdiff.metrics import accuracy_summary
+
+    return {g: accuracy_summary(torch.from_numpy(a)) for g, a in accuracy(run).items()}
+
+
+def analysis(run: RunDir) -> tuple[Arrays, dict[str, Any]]:
+    tensors, meta = load(run, ANALYSIS)
+    groups, sizes = meta.get("groups"), meta.get("sizes")
+    if not groups or not sizes or len(groups) != len(sizes) or "iou" not in tensors:
+        raise RunError(f"{run.path}/{ANALYSIS} lacks its group list or IoU matrix; "
+                       f"redo it with python -m pdiff analyse {run.path}")
+    return tensors, meta
+
+
+def group_arrays(run: RunDir, suffix: str) -> dict[str, np.ndarray]:
+    """group -> analysis array `{group}.{suffix}` for every group that has it, in group order."""
+    tensors, meta = analysis(run)
+    return {g: tensors[f"{g}.{suffix}"] for g in meta["groups"] if f"{g}.{suffix}" in tensors}
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _params(run_path: str, key: tuple) -> dict[str, np.ndarray]:
+    from pdiff.stages import model_groups
+
+    return {g: v.float().numpy() for g, v in model_groups(RunDir(run_path)).items()}
+
+
+def params(run: RunDir) -> dict[str, np.ndarray]:
+    """group -> (N, D) parameter vectors (zoo = training checkpoints, as the analysis indexes them)."""
+    return _params(str(run.path), tuple(stamp(run.file(n)) for n in (ZOO, GENERATED, BASELINES)))
+
+
+def layout_segments(run: RunDir) -> list[tuple[str, int, int]]:
+    """(tensor name, start, stop) of each target tensor in the flat parameter vector."""
+    from pdiff.params import ParamLayout
+
+    layout = load(run, ZOO)[1].get("layout")
+    if not layout:
+        raise RunError(f"{run.path}/{ZOO} has no layout metadata; redo it with --force collect")
+    return [(s.name, s.start, s.stop) for s in ParamLayout.from_json(layout).segments]
+
+
+# --------------------------------------------------------------------------- diffusion teaching
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def diffusion_process(timesteps: int, beta_start: float, beta_end: float):
+    """The run's noise schedule (never mutated, shared by all sessions)."""
+    from pdiff.diffusion import GaussianDiffusion
+
+    return GaussianDiffusion(timesteps, beta_start, beta_end)
+
+
+def normalizer(run: RunDir):
+    """The run's per-tensor z-score (fitted on the zoo in the autoencoder stage)."""
+    from pdiff.params import Normalizer
+
+    state = load(run, AUTOENCODER)[0]
+    if "normalizer.mean" not in state or "normalizer.std" not in state:
+        raise RunError(f"{run.path}/{AUTOENCODER} lacks the normalizer; redo it with --force autoencoder")
+    return Normalizer.from_state({"mean": torch.from_numpy(state["normalizer.mean"]),
+                                  "std": torch.from_numpy(state["normalizer.std"])})
+
+
+def normalized(run: RunDir, vectors: np.ndarray) -> np.ndarray:
+    """(N, D) raw parameters -> the z-scored values the autoencoder sees."""
+    return normalizer(run).normalize(torch.from_numpy(np.asarray(vectors)).double()).float().numpy()
+
+
+def forward_noising(run: RunDir, index: int, t: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Zoo vector `index`, z-scored with the run's normalizer (x0), noised to step t with fixed
+    noise (x_t = q_sample(x0, t, eps)), and the SNR abar_t / (1 - abar_t) over all t."""
+    cfg = config(run).diffusion
+    process = diffusion_process(cfg.timesteps, cfg.beta_start, cfg.beta_end)
+    x0 = torch.from_numpy(normalized(run, params(run)["zoo"][index][None])[0])
+    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed))
+    xt = process.q_sample(x0[None], torch.tensor([t]), noise[None])[0]
+    abar = process.alphas_cumprod.double()
+    return {"x0": x0.numpy(), "xt": xt.numpy(), "snr": (abar / (1 - abar)).numpy()}

@@ -1,0 +1,368 @@
+"""Figure builders: pure functions from arrays to plotly figures (no Streamlit, no file access).
+
+Every page of the explorer draws through these, so each figure can be unit-tested on synthetic
+arrays. Groups of models (zoo, generated, each baseline) keep one colour across all figures.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+FIXED_COLOURS = {"zoo": "#1f77b4", "heldout": "#17becf", "generated": "#d62728"}
+OTHER_COLOURS = ["#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+                 "#aec7e8", "#ffbb78", "#98df8a", "#c5b0d5", "#c49c94"]
+STATUS_COLOURS = {"done": "#2ca02c", "running": "#1f77b4", "failed": "#d62728", "interrupted": "#ff7f0e",
+                  "stopped": "#ff7f0e", "pending": "#d9d9d9"}
+PATH_COLOURS = ["#9467bd", "#ff7f0e", "#2ca02c", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"]
+SYMBOLS = ["circle", "diamond", "square", "triangle-up", "cross", "x", "triangle-down", "pentagon", "hexagon",
+           "star-diamond", "hourglass", "bowtie"]
+LAYOUT = {"template": "plotly_white", "margin": {"l": 10, "r": 10, "t": 40, "b": 10}}
+
+
+def group_colours(groups: Sequence[str]) -> dict[str, str]:
+    """A stable colour per group: zoo blue, generated red, baselines from a palette in order."""
+    colours, others = {}, iter(OTHER_COLOURS * (1 + len(groups) // len(OTHER_COLOURS)))
+    for g in groups:
+        colours[g] = FIXED_COLOURS.get(g) or next(others)
+    return colours
+
+
+def format_seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    return f"{int(seconds // 60)} min {seconds % 60:02.0f} s"
+
+
+# --------------------------------------------------------------------------- overview
+
+
+def pipeline_diagram(stages: Sequence[Mapping]) -> go.Figure:
+    """The stages as boxes in a row, coloured by status, arrows between them.
+
+    `stages`: dicts with `name`, `status`, optional `seconds`, `progress` (0..1) and `detail`
+    (hover text). One invisible scatter trace carries the hover; boxes are layout shapes.
+    """
+    n = len(stages)
+    fig = go.Figure()
+    hover, labels = [], []
+    for i, s in enumerate(stages):
+        status = s.get("status", "pending")
+        fill = STATUS_COLOURS.get(status, STATUS_COLOURS["pending"])
+        fig.add_shape(type="rect", x0=i - 0.42, x1=i + 0.42, y0=-0.5, y1=0.5, fillcolor=fill,
+                      opacity=0.85, line={"color": "#444", "width": 1}, layer="below")
+        if status == "running" and s.get("progress") is not None:
+            width = 0.84 * min(max(float(s["progress"]), 0.0), 1.0)
+            fig.add_shape(type="rect", x0=i - 0.42, x1=i - 0.42 + width, y0=-0.5, y1=-0.38,
+                          fillcolor="#08306b", line={"width": 0}, layer="below")
+        status_text = status if status != "running" or s.get("progress") is None else f"running {s['progress']:.0%}"
+        labels.append(f"<b>{s['name']}</b><br>{status_text}<br>{format_seconds(s.get('seconds'))}")
+        hover.append(s.get("detail") or labels[-1])
+        if i + 1 < n:
+            fig.add_annotation(x=i + 0.58, y=0, ax=i + 0.42, ay=0, xref="x", yref="y", axref="x", ayref="y",
+                               showarrow=True, arrowhead=2, arrowsize=1.2, arrowwidth=1.5, arrowcolor="#444", text="")
+    fig.add_trace(go.Scatter(x=list(range(n)), y=[0] * n, mode="text", text=labels,
+                             textfont={"size": 13, "color": "#111"}, hovertext=hover, hoverinfo="text",
+                             showlegend=False))
+    fig.update_xaxes(visible=False, range=[-0.5, n - 0.5])
+    fig.update_yaxes(visible=False, range=[-0.7, 0.7])
+    fig.update_layout(**LAYOUT, height=170)
+    fig.update_layout(margin={"l": 0, "r": 0, "t": 10, "b": 0})
+    return fig
+
+
+# --------------------------------------------------------------------------- accuracy
+
+
+def accuracy_distributions(accuracy: Mapping[str, np.ndarray], kind: str = "violin",
+                           zoo_range: tuple[float, float] | None = None) -> go.Figure:
+    """One violin (or overlaid histogram) per group; the zoo's min..max range as a shaded band."""
+    colours = group_colours(list(accuracy))
+    fig = go.Figure()
+    for g, acc in accuracy.items():
+        acc = np.asarray(acc, dtype=float)
+        if kind == "histogram":
+            fig.add_trace(go.Histogram(x=acc, name=g, marker_color=colours[g], opacity=0.6, nbinsx=30))
+        else:
+            fig.add_trace(go.Violin(y=acc, name=g, line_color=colours[g], box_visible=True, meanline_visible=True,
+                                    points="all", pointpos=0, jitter=0.3, marker={"size": 3}, spanmode="hard"))
+    if zoo_range is not None:
+        lo, hi = zoo_range
+        band = {"fillcolor": FIXED_COLOURS["zoo"], "opacity": 0.12, "line_width": 0, "layer": "below",
+                    "annotation_text": "zoo range", "annotation_position": "top left"}
+        if kind == "histogram":
+            fig.add_vrect(x0=lo, x1=hi, **band)
+        else:
+            fig.add_hrect(y0=lo, y1=hi, **band)
+    if kind == "histogram":
+        fig.update_layout(barmode="overlay", xaxis_title="test accuracy (%)", yaxis_title="models")
+    else:
+        values = [np.asarray(a, dtype=float) for a in accuracy.values()] + [np.asarray(zoo_range or [], dtype=float)]
+        values = np.concatenate(values) if values else np.zeros(0)
+        if values.size:  # explicit range: autorange clips violins drawn beside a shaded band
+            pad = max(0.05 * float(values.max() - values.min()), 0.5)
+            fig.update_yaxes(range=[float(values.min()) - pad, float(values.max()) + pad])
+        fig.update_layout(yaxis_title="test accuracy (%)", showlegend=False)
+    fig.update_layout(**LAYOUT, height=450)
+    return fig
+
+
+def compare_accuracy(runs: Mapping[str, Mapping[str, np.ndarray]]) -> go.Figure:
+    """Accuracy distributions of several runs side by side: one violin trace per run, x = group."""
+    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd"]
+    fig = go.Figure()
+    for i, (run, accuracy) in enumerate(runs.items()):
+        xs = [g for g, acc in accuracy.items() for _ in range(len(acc))]
+        ys = np.concatenate([np.asarray(a, dtype=float) for a in accuracy.values()]) if accuracy else np.zeros(0)
+        fig.add_trace(go.Violin(x=xs, y=ys, name=run, line_color=palette[i % len(palette)], box_visible=True,
+                                meanline_visible=True, points=False, spanmode="hard"))
+    fig.update_layout(**LAYOUT, violinmode="group", yaxis_title="test accuracy (%)", height=450,
+                      legend={"orientation": "h", "y": 1.08})
+    return fig
+
+
+# --------------------------------------------------------------------------- latent space
+
+
+def projection_scatter(points: Mapping[str, np.ndarray], accuracy: Mapping[str, np.ndarray],
+                       max_iou: Mapping[str, np.ndarray] | None = None, colour_by: str = "group",
+                       selected: tuple[str, int] | None = None, neighbours: Sequence[int] = (),
+                       axis_title: str = "") -> go.Figure:
+    """2D projection of every model, one trace per group.
+
+    customdata per point is [group, index, accuracy, max IoU to the zoo], so the hover names the
+    model and a plotly selection event says which model was picked. `selected` adds a star on
+    one model and `neighbours` circles those zoo rows (its nearest zoo models).
+    """
+    colours = group_colours(list(points))
+    all_acc = np.concatenate([np.asarray(a, dtype=float) for a in accuracy.values()]) if accuracy else np.zeros(1)
+    symbols = {g: SYMBOLS[i % len(SYMBOLS)] for i, g in enumerate(points)}
+    fig = go.Figure()
+    for g in draw_order(list(points)):
+        xy = np.asarray(points[g], dtype=float)
+        acc = np.asarray(accuracy[g], dtype=float)
+        iou = np.asarray(max_iou[g], dtype=float) if max_iou is not None and g in max_iou else np.full(len(xy), np.nan)
+        custom = [[g, j, float(acc[j]), float(iou[j])] for j in range(len(xy))]
+        marker = {"size": 9 if g == "generated" else 7, "opacity": 0.85, "line": {"width": 0.5, "color": "white"}}
+        if colour_by == "accuracy":
+            marker |= {"color": acc, "coloraxis": "coloraxis", "symbol": symbols[g]}
+        else:
+            marker |= {"color": colours[g]}
+        fig.add_trace(go.Scatter(
+            x=xy[:, 0], y=xy[:, 1], mode="markers", name=g, marker=marker, customdata=custom,
+            legendrank=list(points).index(g) + 1,
+            hovertemplate="<b>%{customdata[0]} #%{customdata[1]}</b><br>accuracy %{customdata[2]:.2f}%"
+                          "<br>max IoU to zoo %{customdata[3]:.3f}<extra></extra>"))
+    if neighbours and "zoo" in points:
+        zoo = np.asarray(points["zoo"], dtype=float)[list(neighbours)]
+        fig.add_trace(go.Scatter(x=zoo[:, 0], y=zoo[:, 1], mode="markers", name="nearest zoo models",
+                                 marker={"size": 18, "symbol": "circle-open", "color": "black", "line": {"width": 2}},
+                                 hoverinfo="skip"))
+    if selected is not None and selected[0] in points:
+        xy = np.asarray(points[selected[0]], dtype=float)[selected[1]]
+        fig.add_trace(go.Scatter(x=[xy[0]], y=[xy[1]], mode="markers", name=f"selected {selected[0]} #{selected[1]}",
+                                 marker={"size": 20, "symbol": "star", "color": "gold",
+                                         "line": {"width": 1.5, "color": "black"}}, hoverinfo="skip"))
+    if colour_by == "accuracy":
+        fig.update_layout(coloraxis={"colorscale": "Viridis", "cmin": float(np.nanmin(all_acc)),
+                                         "cmax": float(np.nanmax(all_acc)), "colorbar": {"title": "acc. %"}})
+    fig.update_layout(**LAYOUT, height=520, xaxis_title=f"{axis_title} 1", yaxis_title=f"{axis_title} 2",
+                      legend={"itemsizing": "constant"}, dragmode="select", clickmode="event+select")
+    return fig
+
+
+def draw_order(groups: Sequence[str]) -> list[str]:
+    """Baselines first, then the zoo, generated last: the groups that matter are drawn on top."""
+    front = [g for g in ("heldout", "zoo", "generated") if g in groups]
+    return [g for g in groups if g not in front] + front
+
+
+def grid_shape(dim: int) -> tuple[int, int]:
+    """A near-square grid (rows, cols) holding `dim` values, for drawing a vector as an image."""
+    cols = max(1, math.ceil(math.sqrt(dim)))
+    return math.ceil(dim / cols), cols
+
+
+def as_grid(vector: np.ndarray) -> np.ndarray:
+    """(D,) -> (rows, cols) row-major, the tail padded with NaN (drawn blank)."""
+    vector = np.asarray(vector, dtype=float).reshape(-1)
+    rows, cols = grid_shape(vector.size)
+    out = np.full(rows * cols, np.nan)
+    out[: vector.size] = vector
+    return out.reshape(rows, cols)
+
+
+def weight_heatmaps(vectors: np.ndarray, titles: Sequence[str]) -> go.Figure:
+    """Parameter vectors drawn side by side as images on one diverging colour scale (centred at 0).
+
+    As in the memorization study (arXiv 2506.07998): a generated model beside its nearest zoo
+    models; near-identical images mean the generator copied a training checkpoint.
+    """
+    vectors = np.asarray(vectors, dtype=float)
+    k = len(vectors)
+    finite = np.abs(vectors[np.isfinite(vectors)])
+    scale = float(np.percentile(finite, 99)) if finite.size else 1.0
+    scale = scale if scale > 0 else 1.0
+    fig = make_subplots(rows=1, cols=k, subplot_titles=list(titles), horizontal_spacing=0.02)
+    for i, v in enumerate(vectors):
+        grid = as_grid(v)
+        fig.add_trace(go.Heatmap(z=grid, zmin=-scale, zmax=scale, zmid=0, colorscale="RdBu_r", showscale=i == 0,
+                                 colorbar={"title": "value", "len": 0.9},
+                                 hovertemplate="parameter %{customdata}<br>value %{z:.4f}<extra></extra>",
+                                 customdata=np.arange(grid.size).reshape(grid.shape)), row=1, col=i + 1)
+        fig.update_yaxes(autorange="reversed", showticklabels=False, scaleanchor=f"x{i + 1 if i else ''}",
+                         row=1, col=i + 1)
+        fig.update_xaxes(showticklabels=False, row=1, col=i + 1)
+    fig.update_layout(**LAYOUT, height=330)
+    return fig
+
+
+# --------------------------------------------------------------------------- similarity
+
+
+def iou_heatmap(iou: np.ndarray, groups: Sequence[str], sizes: Sequence[int]) -> go.Figure:
+    """The pairwise IoU of wrong-prediction sets, rows and columns ordered by group, with group
+    boundaries drawn and group names at the centre of each block."""
+    iou = np.asarray(iou, dtype=np.float32)  # float32 halves what the browser receives
+    edges = np.cumsum([0, *sizes])
+    centres = [(a + b - 1) / 2 for a, b in itertools.pairwise(edges)]
+    fig = go.Figure(go.Heatmap(z=iou, zmin=0, zmax=1, colorscale="Viridis", colorbar={"title": "IoU"},
+                               hovertemplate="row %{y} / column %{x}<br>IoU %{z:.3f}<extra></extra>"))
+    for e in edges[1:-1]:
+        for axis in ("x", "y"):
+            line = {"type": "line", "line": {"color": "white", "width": 1}}
+            if axis == "x":
+                fig.add_shape(**line, x0=e - 0.5, x1=e - 0.5, y0=-0.5, y1=edges[-1] - 0.5)
+            else:
+                fig.add_shape(**line, y0=e - 0.5, y1=e - 0.5, x0=-0.5, x1=edges[-1] - 0.5)
+    ticks = {"tickmode": "array", "tickvals": centres, "ticktext": list(groups)}
+    fig.update_xaxes(**ticks, tickangle=-45)
+    fig.update_yaxes(**ticks, autorange="reversed", scaleanchor="x")
+    fig.update_layout(**LAYOUT, height=620)
+    return fig
+
+
+def memorization_scatter(max_iou: Mapping[str, np.ndarray], accuracy: Mapping[str, np.ndarray],
+                         zoo_range: tuple[float, float] | None = None) -> go.Figure:
+    """Accuracy against max IoU to the zoo, one trace per group (the memorization plot): good and
+    new models sit top left; copies of training checkpoints sit at the right, near IoU 1."""
+    colours = group_colours(list(max_iou))
+    fig = go.Figure()
+    for g, iou in max_iou.items():
+        acc = np.asarray(accuracy[g], dtype=float)
+        fig.add_trace(go.Scatter(x=np.asarray(iou, dtype=float), y=acc, mode="markers", name=g,
+                                 marker={"color": colours[g], "size": 8 if g == "generated" else 6, "opacity": 0.8},
+                                 customdata=np.arange(len(acc)),
+                                 hovertemplate=f"<b>{g} #%{{customdata}}</b><br>max IoU %{{x:.3f}}"
+                                               "<br>accuracy %{y:.2f}%<extra></extra>"))
+    if zoo_range is not None:
+        fig.add_hrect(y0=zoo_range[0], y1=zoo_range[1], fillcolor=FIXED_COLOURS["zoo"], opacity=0.1, line_width=0,
+                      layer="below", annotation_text="zoo range", annotation_position="top left")
+    fig.update_layout(**LAYOUT, height=450, xaxis_title="max IoU to any zoo model (1 = same mistakes)",
+                      yaxis_title="test accuracy (%)")
+    return fig
+
+
+def nn_histograms(distances: Mapping[str, np.ndarray]) -> go.Figure:
+    """Overlaid histograms of each group's L2 distance to its nearest zoo model (probability per
+    bin, so groups of different sizes compare); zoo->zoo excludes the model itself."""
+    colours = group_colours(list(distances))
+    values = [np.asarray(d, dtype=float) for d in distances.values()]
+    finite = np.concatenate([v[np.isfinite(v)] for v in values]) if values else np.zeros(0)
+    bins = None
+    if finite.size:  # shared bins, so the groups' bars line up
+        lo, hi = float(finite.min()), float(finite.max())
+        bins = {"start": lo, "end": hi + 1e-9, "size": max(hi - lo, 1e-6) / 30}
+    fig = go.Figure()
+    for (g, _), d in zip(distances.items(), values):
+        fig.add_trace(go.Histogram(x=d, name=f"{g} -> zoo", marker_color=colours[g], opacity=0.6,
+                                   histnorm="probability", xbins=bins))
+    fig.update_layout(**LAYOUT, barmode="overlay", height=400, xaxis_title="L2 distance to the nearest zoo model",
+                      yaxis_title="fraction of models")
+    return fig
+
+
+# --------------------------------------------------------------------------- denoising
+
+
+def trajectory_accuracy(steps: np.ndarray, accuracy: np.ndarray, current: int | None = None,
+                        zoo_range: tuple[float, float] | None = None) -> go.Figure:
+    """Accuracy of each tracked sample's x0-prediction along sampling (t from T down to 0),
+    one line per sample, a vertical line at the step the slider shows."""
+    steps, accuracy = np.asarray(steps), np.asarray(accuracy, dtype=float)  # (P,), (P, M)
+    fig = go.Figure()
+    for m in range(accuracy.shape[1]):
+        fig.add_trace(go.Scatter(x=steps, y=accuracy[:, m], mode="lines+markers", name=f"generated #{m}",
+                                 line={"color": PATH_COLOURS[m % len(PATH_COLOURS)]},
+                                 hovertemplate="t=%{x}<br>accuracy %{y:.2f}%<extra>%{fullData.name}</extra>"))
+    if current is not None:
+        fig.add_vline(x=float(steps[current]), line={"color": "black", "dash": "dash"})
+    if zoo_range is not None:
+        fig.add_hrect(y0=zoo_range[0], y1=zoo_range[1], fillcolor=FIXED_COLOURS["zoo"], opacity=0.1, line_width=0,
+                      layer="below", annotation_text="zoo range", annotation_position="bottom left")
+    fig.update_xaxes(autorange="reversed", title="diffusion timestep t (sampling runs left to right)")
+    fig.update_layout(**LAYOUT, height=380, yaxis_title="accuracy of the x0-prediction (%)")
+    return fig
+
+
+def trajectory_projection(background: Mapping[str, np.ndarray], path: np.ndarray, current: int,
+                          steps: np.ndarray | None = None) -> go.Figure:
+    """Where the x0-predictions of tracked samples sit in the parameter PCA, up to step `current`.
+
+    `background`: group -> (N, 2) points (zoo, generated); `path`: (P, M, 2). One trace per
+    background group, one line per tracked sample, and one trace of the current positions.
+    """
+    path = np.asarray(path, dtype=float)
+    colours = group_colours(list(background))
+    fig = go.Figure()
+    for g, xy in background.items():
+        xy = np.asarray(xy, dtype=float)
+        fig.add_trace(go.Scatter(x=xy[:, 0], y=xy[:, 1], mode="markers", name=g, opacity=0.45,
+                                 marker={"color": colours[g], "size": 6}, hoverinfo="name"))
+    for m in range(path.shape[1]):
+        part = path[: current + 1, m]
+        fig.add_trace(go.Scatter(x=part[:, 0], y=part[:, 1], mode="lines+markers", name=f"path #{m}",
+                                 line={"width": 1.5, "color": PATH_COLOURS[m % len(PATH_COLOURS)]}, marker={"size": 4},
+                                 showlegend=False,
+                                 hovertemplate=f"generated #{m}<extra></extra>"))
+    label = f"x0 at t={int(steps[current])}" if steps is not None else "x0 now"
+    now = path[current]
+    fig.add_trace(go.Scatter(x=now[:, 0], y=now[:, 1], mode="markers", name=label,
+                             marker={"size": 14, "symbol": "star", "color": "gold",
+                                     "line": {"width": 1, "color": "black"}}))
+    fig.update_layout(**LAYOUT, height=420, xaxis_title="parameter PC 1", yaxis_title="parameter PC 2")
+    return fig
+
+
+def noising_figure(x0: np.ndarray, xt: np.ndarray, t: int, snr: np.ndarray,
+                   segments: Sequence[tuple[str, int, int]] = ()) -> go.Figure:
+    """The forward process on one vector: x0 and x_t over the parameter index (segments of the
+    layout marked), and the signal-to-noise ratio abar_t / (1 - abar_t) over t with t marked."""
+    x0, xt, snr = np.asarray(x0, dtype=float), np.asarray(xt, dtype=float), np.asarray(snr, dtype=float)
+    fig = make_subplots(rows=2, cols=1, row_heights=[0.62, 0.38], vertical_spacing=0.2,
+                        subplot_titles=(f"normalized parameter vector: x0 and x_t at t={t}",
+                                        "signal-to-noise ratio abar_t / (1 - abar_t)"))
+    index = np.arange(len(x0))
+    fig.add_trace(go.Scatter(x=index, y=x0, mode="lines", name="x0 (clean)", line={"color": "#1f77b4"}), 1, 1)
+    fig.add_trace(go.Scatter(x=index, y=xt, mode="lines", name=f"x_t (t={t})", line={"color": "#d62728", "width": 1},
+                             opacity=0.8), 1, 1)
+    for name, start, _ in segments:
+        fig.add_vline(x=start - 0.5, line={"color": "#999", "dash": "dot", "width": 1}, row=1, col=1)
+        fig.add_annotation(x=start, y=1.0, yref="y domain", text=name, showarrow=False, xanchor="left",
+                           font={"size": 10, "color": "#666"}, row=1, col=1)
+    ts = np.arange(len(snr))
+    fig.add_trace(go.Scatter(x=ts, y=snr, mode="lines", name="SNR", line={"color": "#444"}), 2, 1)
+    fig.add_trace(go.Scatter(x=[t], y=[snr[t]], mode="markers", name=f"SNR at t={t}",
+                             marker={"size": 11, "color": "#d62728"}), 2, 1)
+    fig.update_yaxes(type="log", title="SNR", row=2, col=1)
+    fig.update_xaxes(title="parameter index", row=1, col=1)
+    fig.update_xaxes(title="timestep t", row=2, col=1)
+    fig.update_layout(**LAYOUT, height=600)
+    fig.update_layout(margin={"l": 10, "r": 10, "t": 60, "b": 10})
+    return fig

@@ -1,0 +1,182 @@
+"""Background runs for the app: launch `python -m pdiff run`, find it again, cancel it.
+
+A run launched from the app is the same command a user types (`python -m pdiff run --out DIR`),
+started detached in its own process group (a page reload or a server restart does not stop it),
+with its output in `DIR/run.log`. `DIR/app-run.json` records the process id, so any later page
+view finds the process again; a run started from a terminal is found from `progress.json`'s pid.
+Cancelling sends SIGINT to the process group: the pipeline records the stage as interrupted and
+the run resumes at that stage when launched again. No Streamlit here, so it is testable alone.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from pdiff.config import RunConfig, preset, with_overrides
+from pdiff.runs import PROGRESS, RunError, write_json
+
+PID_FILE = "app-run.json"
+LOG_FILE = "run.log"
+DEFAULT_RUN = "digits"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+_children: dict[int, subprocess.Popen] = {}  # processes this server started (reaped with poll())
+_launching = threading.Lock()  # two sessions (tabs) starting the same run: one process
+
+
+def autostart_default() -> bool:
+    """$PDIFF_AUTOSTART=0 (or false/no/off) turns the automatic first run off."""
+    return os.environ.get("PDIFF_AUTOSTART", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def command(path: Path, preset_name: str = DEFAULT_RUN, overrides: dict[str, Any] | None = None) -> list[str]:
+    """The CLI command that builds (or resumes) the run at `path`."""
+    cmd = [sys.executable, "-m", "pdiff", "run", "--out", str(path), "--preset", preset_name, "--quiet"]
+    for key, value in (overrides or {}).items():
+        cmd += ["--set", f"{key}={json.dumps(list(value) if isinstance(value, tuple) else value)}"]
+    return cmd
+
+
+def overrides_for(config: RunConfig, preset_name: str = DEFAULT_RUN) -> dict[str, Any]:
+    """The `--set` overrides that turn a preset into `config` (to resume a run with its own config)."""
+    from app.tables import flatten_config
+
+    base, target = flatten_config(asdict(preset(preset_name))), flatten_config(asdict(config))
+    return {k: v for k, v in target.items() if base.get(k) != v}
+
+
+def launch(path: str | os.PathLike, preset_name: str = DEFAULT_RUN, overrides: dict[str, Any] | None = None) -> int:
+    """Validate, create the run's manifest, and start the pipeline detached; returns the pid.
+
+    The manifest is written here (same `prepare_run` the CLI calls) so the run is listed at once
+    and a config clash with an existing run is reported before any process starts.
+    """
+    from pdiff.pipeline import prepare_run
+
+    path = Path(path).resolve()
+    config = with_overrides(preset(preset_name), overrides or {})  # ConfigError on bad values
+    with _launching:
+        if active_pid(path) is not None:
+            raise RunError(f"{path.name} is already running")
+        prepare_run(path, config)
+        return _start(path, command(path, preset_name, overrides))
+
+
+def _start(path: Path, cmd: list[str]) -> int:
+    """Popen in a new session (its own process group), output appended to run.log, pid recorded."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+    with open(path / LOG_FILE, "ab") as log:
+        log.write(f"\n$ {' '.join(cmd)}\n".encode())
+        log.flush()
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                cwd=os.getcwd(), env=env, start_new_session=True, close_fds=True)
+    _children[proc.pid] = proc
+    write_json(path / PID_FILE, {"pid": proc.pid, "pgid": proc.pid, "started": time.time(), "command": cmd})
+    return proc.pid
+
+
+def is_alive(pid: int) -> bool:
+    """True while the process runs (a finished child of this server is reaped, not a zombie)."""
+    if pid in _children:
+        return _children[pid].poll() is None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    if state in ("Z", "X"):
+        try:
+            os.waitpid(pid, os.WNOHANG)  # our child from before a module reload: reap it
+        except ChildProcessError:
+            pass
+        return False
+    return True
+
+
+def _cmdline(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return None  # no /proc (not Linux): trust the pid
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text())
+        return data if isinstance(data, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def active_pid(path: str | os.PathLike) -> int | None:
+    """The pid of the live pipeline process building this run, or None.
+
+    First the app's pid file (a run launched here, also after a reload or server restart), then
+    progress.json's pid (a run started from a terminal). A pid counts only while the process
+    lives and its command line is a pdiff run, so a recycled pid is not mistaken for the run.
+    """
+    path = Path(path)
+    record = _read_json(path / PID_FILE)
+    if record and isinstance(record.get("pid"), int) and is_alive(record["pid"]):
+        cmd = _cmdline(record["pid"])
+        if cmd is None or ("pdiff" in cmd and str(path.resolve()) in cmd):
+            return record["pid"]
+    progress = _read_json(path / PROGRESS)
+    pid = progress.get("pid") if progress else None
+    if isinstance(pid, int) and pid != os.getpid() and is_alive(pid):
+        cmd = _cmdline(pid)
+        if cmd is None or ("pdiff" in cmd and "run" in cmd and (path.name in cmd or "--out" not in cmd)):
+            return pid
+    return None
+
+
+def cancel(path: str | os.PathLike, timeout: float = 10.0) -> bool:
+    """Stop the run's process: SIGINT (the stage is marked interrupted, the run stays resumable),
+    then SIGKILL if it has not exited after `timeout` seconds. Returns whether one was running."""
+    path = Path(path)
+    pid = active_pid(path)
+    if pid is None:
+        return False
+    record = _read_json(path / PID_FILE) or {}
+    group = record.get("pgid") if record.get("pid") == pid else None  # only our own detached group
+
+    def send(sig: int) -> None:
+        try:
+            os.killpg(group, sig) if group else os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+    send(signal.SIGINT)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not is_alive(pid):
+            return True
+        time.sleep(0.1)
+    send(signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while is_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return True
+
+
+def log_tail(path: str | os.PathLike, lines: int = 15) -> str:
+    """The last lines of the run's log (where a failed launch explains itself)."""
+    try:
+        text = (Path(path) / LOG_FILE).read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.rstrip().splitlines()[-lines:])

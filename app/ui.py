@@ -1,0 +1,254 @@
+"""What every page shares: the sidebar (run picker, automatic first run, live progress), the
+selected run, the "not there yet" and "damaged" messages, and the pipeline diagram.
+"""
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+
+import streamlit as st
+
+from app import data, figures, launcher, tables
+from pdiff.config import ConfigError
+from pdiff.runs import RunDir, RunError, safe_run_path
+
+RUN_KEY, PENDING_KEY = "run", "_select_run"
+WARNING = ":material/warning:"
+CLI_HINT = "python -m pdiff run --out {path}"
+
+
+# --------------------------------------------------------------------------- messages
+
+
+def intro(text: str) -> None:
+    """The two or three sentences that teach how to read a page."""
+    st.markdown(f"<div style='color:#555'>{text}</div>", unsafe_allow_html=True)
+
+
+@contextlib.contextmanager
+def guard(run: RunDir | None = None) -> Iterator[None]:
+    """Turn a missing, damaged or partial run file into a message instead of a traceback; the
+    rest of the page (and every other run) keeps working."""
+    try:
+        yield
+    except (RunError, ConfigError) as exc:
+        st.error(str(exc), icon=WARNING)
+    except (KeyError, IndexError, ValueError) as exc:
+        where = f" in {run.path}" if run is not None else ""
+        st.error(f"The run's files{where} do not hold what this page needs ({exc.__class__.__name__}: {exc}); "
+                 f"the run is partial, damaged or from other code: redo the stage that wrote them with "
+                 f"`python -m pdiff run --out {run.path if run else 'DIR'} --force STAGE`.", icon=WARNING)
+
+
+def need(run: RunDir, stage: str, what: str) -> bool:
+    """True when `stage` is done; else a message saying when `what` will appear."""
+    stages = data.stages(run)
+    status = {s["name"]: s for s in stages}[stage]
+    state = status["status"]
+    if state == "done":
+        return True
+    current = next((s["name"] for s in stages if s["status"] == "running"), None)
+    resume = f"Resume the run from the sidebar, or `{CLI_HINT.format(path=run.path)}`."
+    if state == "running":
+        st.info(f"{what.capitalize()}: waiting for the **{stage}** stage (running now); this page fills in when it "
+                f"finishes.", icon=":material/hourglass_top:")
+    elif current is not None:
+        st.info(f"{what.capitalize()}: waiting for the **{stage}** stage; the run is at **{current}** now, and this "
+                f"page fills in when it gets there.", icon=":material/hourglass_top:")
+    elif state == "failed":
+        st.error(f"{what.capitalize()}: the **{stage}** stage failed: {status.get('error') or 'see run.log'}. "
+                 f"Fix the cause, then: {resume}", icon=":material/error:")
+    elif state in ("stopped", "interrupted"):
+        st.info(f"{what.capitalize()}: the **{stage}** stage was interrupted before it finished. {resume}",
+                icon=":material/pause_circle:")
+    else:
+        st.info(f"{what.capitalize()}: the **{stage}** stage has not run yet. {resume}", icon=":material/pause_circle:")
+    return False
+
+
+# --------------------------------------------------------------------------- sidebar
+
+
+def sidebar() -> RunDir | None:
+    """Run picker (runs under the runs root only), automatic first run, live status; returns the
+    selected run (also kept in session state for the pages)."""
+    root = data.root()
+    with st.sidebar:
+        names = data.list_run_names()
+        st.toggle("Start the default run when there is none", value=launcher.autostart_default(), key="autostart",
+                  help="Off by default when PDIFF_AUTOSTART=0. The default run takes about a minute on a CPU.")
+        if not names and st.session_state.autostart:
+            names = _autostart(root)
+        _apply_selection(names)
+        if names:
+            st.selectbox("Run", names, key=RUN_KEY, help=f"Runs under {root} ($PDIFF_RUNS); newest first.")
+        else:
+            st.caption(f"No runs under `{root}` yet.")
+        run = RunDir(safe_run_path(st.session_state[RUN_KEY], root)) if st.session_state.get(RUN_KEY) else None
+        if run is not None:
+            st.query_params["run"] = run.name
+            run_status(run)
+    return run
+
+
+def _autostart(root) -> list[str]:
+    try:
+        launcher.launch(root / launcher.DEFAULT_RUN)
+        st.session_state[PENDING_KEY] = launcher.DEFAULT_RUN
+        st.toast("No runs yet: started building the default run in the background.")
+    except (RunError, ConfigError, OSError) as exc:
+        st.error(f"Could not start the default run: {exc}")
+    return data.list_run_names()
+
+
+def _apply_selection(names: list[str]) -> None:
+    """Honour a selection requested by a page (new run) or by the URL (?run=NAME), only for
+    names that are runs directly under the runs root."""
+    pending = st.session_state.pop(PENDING_KEY, None)
+    wanted = st.query_params.get("run") if RUN_KEY not in st.session_state else None
+    if wanted:
+        try:
+            safe_run_path(wanted, data.root())
+        except RunError as exc:
+            st.warning(str(exc))
+            wanted = None
+    for name in (pending, wanted):
+        if name and name in names:
+            st.session_state[RUN_KEY] = name
+            break
+    if st.session_state.get(RUN_KEY) not in names:
+        st.session_state[RUN_KEY] = names[0] if names else None
+
+
+def select_run(name: str) -> None:
+    """Ask the sidebar to select `name` on the next rerun (pages cannot set the widget directly)."""
+    st.session_state[PENDING_KEY] = name
+
+
+def run_status(run: RunDir) -> None:
+    """Live progress while the run's process lives (with Cancel), Resume for a stopped run."""
+    if launcher.active_pid(run.path) is not None:
+        _live_status(str(run.path))
+    else:
+        _static_status(run)
+
+
+@st.fragment(run_every=1.0)
+def _live_status(run_path: str) -> None:
+    run = RunDir(run_path)
+    try:
+        stages = data.stages(run)
+    except RunError as exc:
+        st.error(str(exc))
+        return
+    active = launcher.active_pid(run.path) is not None
+    _rerun_on_change(run_path, active, stages)
+    current = next((s for s in stages if s["status"] == "running"), None)
+    finished = sum(s["status"] == "done" for s in stages)
+    if current is None:
+        st.caption(f":material/hourglass_top: starting… ({finished}/{len(stages)} stages done)")
+        st.progress(finished / len(stages))
+    else:
+        info = current.get("info") or {}
+        phase = info.get("phase") or info.get("group") or ""
+        st.caption(f":material/hourglass_top: **{current['name']}** ({finished + 1}/{len(stages)}) {phase}")
+        st.progress(float(current.get("progress") or 0.0))
+    if st.button("Cancel run", key="cancel", help="Stops the process; finished stages are kept and the run resumes."):
+        launcher.cancel(run.path)
+        st.rerun()
+
+
+def _rerun_on_change(run_path: str, active: bool, stages: list[dict]) -> None:
+    """Rerun the whole page when a stage finishes or the process ends, so results fill in."""
+    signature = (run_path, active, tuple(s["status"] for s in stages))
+    previous = st.session_state.get("_live_signature")
+    st.session_state["_live_signature"] = signature
+    if previous is not None and previous[0] == run_path and previous != signature:
+        st.rerun()
+
+
+def _static_status(run: RunDir) -> None:
+    summary = data.run_summary(run)
+    if summary == "done":
+        try:
+            seconds = sum(s.get("seconds") or 0 for s in data.stages(run))
+        except RunError:
+            seconds = 0
+        st.caption(f":material/check_circle: finished: all stages done in {figures.format_seconds(seconds)}")
+        return
+    if summary == "damaged":
+        st.warning("This run's manifest is damaged; see the page for details.")
+        return
+    try:
+        stages = data.stages(run)
+    except RunError:
+        return
+    finished = sum(s["status"] == "done" for s in stages)
+    failed = next((s for s in stages if s["status"] == "failed"), None)
+    if failed:
+        st.error(f"{failed['name']} failed: {failed.get('error') or 'see run.log'}")
+    else:
+        st.caption(f":material/pause_circle: stopped after {finished}/{len(stages)} stages; finished stages are kept.")
+    if st.button("Resume run", key="resume", help="Runs the remaining stages in the background."):
+        try:
+            launcher.launch(run.path, launcher.DEFAULT_RUN, launcher.overrides_for(data.config(run)))
+        except (RunError, ConfigError, OSError) as exc:
+            st.error(str(exc))
+        else:
+            time.sleep(0.2)
+            st.rerun()
+    tail = launcher.log_tail(run.path)
+    if tail:
+        with st.expander("run.log"):
+            st.code(tail, language=None)
+
+
+# --------------------------------------------------------------------------- the selected run
+
+
+def selected_run() -> RunDir:
+    """The run picked in the sidebar; with none, explain how to get one and stop the page."""
+    name = st.session_state.get(RUN_KEY)
+    if name:
+        return RunDir(safe_run_path(name, data.root()))
+    no_runs()
+    st.stop()
+
+
+def no_runs() -> None:
+    root = data.root()
+    path = root / launcher.DEFAULT_RUN
+    st.info(f"No runs under `{root}` yet. Start the default run (digits, about a minute on a CPU) here, or "
+            f"in a terminal: `{CLI_HINT.format(path=path)}`. Set `PDIFF_RUNS` to look elsewhere.",
+            icon=":material/info:")
+    if st.button("Start the default run", type="primary", key="start_default"):
+        try:
+            launcher.launch(path)
+        except (RunError, ConfigError, OSError) as exc:
+            st.error(str(exc))
+        else:
+            select_run(launcher.DEFAULT_RUN)
+            st.rerun()
+
+
+def pipeline(run: RunDir) -> None:
+    """The pipeline diagram with each stage's status and time, live while the run builds."""
+    if launcher.active_pid(run.path) is not None:
+        _live_pipeline(str(run.path))
+    else:
+        _pipeline_body(run)
+
+
+@st.fragment(run_every=1.0)
+def _live_pipeline(run_path: str) -> None:
+    _pipeline_body(RunDir(run_path))
+
+
+def _pipeline_body(run: RunDir) -> None:
+    with guard(run):
+        stages = data.stages(run)
+        st.plotly_chart(figures.pipeline_diagram(stages), width="stretch", config={"displayModeBar": False},
+                        key=f"pipeline-{run.name}")
+        with st.expander("Stage details"):
+            st.dataframe(tables.stage_frame(stages), hide_index=True, width="stretch")

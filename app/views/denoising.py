@@ -1,0 +1,59 @@
+"""Denoising: the reverse process step by step, and the forward noising it learned to undo."""
+import numpy as np
+import streamlit as st
+
+from app import data, figures, ui
+
+st.title("Denoising")
+ui.intro("Sampling starts from pure noise and removes a little at each step. At every step the model also "
+         "predicts the clean result (the x0-prediction); decoding it into parameters shows how a classifier "
+         "emerges: move the slider from left (t = T, all noise) to right (t = 0, the final sample) and watch the "
+         "accuracy rise and the points travel into the region of the zoo.")
+
+run = ui.selected_run()
+with ui.guard(run):
+    if ui.need(run, "evaluate", "the sampling trajectory") and ui.need(run, "analyse", "the sampling trajectory"):
+        evaluation, _ = data.load(run, data.EVALUATION)
+        tensors, meta = data.analysis(run)
+        if "trajectory.accuracy" not in evaluation or "trajectory.params_pca" not in tensors:
+            st.info("This run kept no sampling trajectory (sample.trajectory_models=0).")
+        else:
+            steps = evaluation["trajectory.steps"]  # (P,), from T-1 down to 0
+            acc = evaluation["trajectory.accuracy"]  # (P, M)
+            path = tensors["trajectory.params_pca"]  # (P, M, 2)
+            t = st.select_slider("Sampling step t (left: pure noise, right: final sample)", options=steps.tolist(),
+                                 value=int(steps[-1]), key="den_step")
+            current = int(np.flatnonzero(steps == t)[0])
+            c1, c2, c3 = st.columns(3)
+            c1.metric(f"mean accuracy of x0 at t={t}", f"{acc[current].mean():.2f}%")
+            c2.metric("final mean accuracy (t=0)", f"{acc[-1].mean():.2f}%")
+            zoo_acc = data.accuracy(run)["zoo"]
+            c3.metric("zoo median accuracy", f"{np.median(zoo_acc):.2f}%")
+            zoo_range = (float(zoo_acc.min()), float(zoo_acc.max()))
+            left, right = st.columns(2)
+            left.plotly_chart(figures.trajectory_accuracy(steps, acc, current, zoo_range), key="den_acc")
+            background = {g: tensors[f"{g}.params_pca"] for g in ("zoo", "generated") if f"{g}.params_pca" in tensors}
+            right.plotly_chart(figures.trajectory_projection(background, path, current, steps), key="den_path")
+            st.caption(f"{acc.shape[1]} tracked samples (the first generated models), {len(steps)} recorded steps. "
+                       "Right: the parameter PCA of the Latent space page; each line is one sample's x0-prediction.")
+
+st.subheader("The forward process: noising one parameter vector")
+ui.intro("Training teaches the denoiser to undo this: x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps, with the "
+         "noise eps fixed here so only t changes. p-diff noises the autoencoder's latent code; this shows the same "
+         "process on a zoo model's normalized parameters, which are easier to see. The signal-to-noise ratio "
+         "abar_t / (1 - abar_t) falls from thousands to almost zero: at large t nothing of x0 is left.")
+with ui.guard(run):
+    if ui.need(run, "autoencoder", "the forward noising"):
+        cfg = data.config(run).diffusion
+        zoo_size = len(data.params(run)["zoo"])
+        c1, c2 = st.columns([1, 3])
+        model = c1.number_input("Zoo model", 0, zoo_size - 1, 0, key="den_model")
+        t = c2.slider("t", 0, cfg.timesteps - 1, min(cfg.timesteps - 1, cfg.timesteps // 10), key="den_t")
+        noised = data.forward_noising(run, int(model), int(t))
+        snr = noised["snr"]
+        m1, m2, m3 = st.columns(3)
+        m1.metric("SNR at t", f"{snr[t]:.3g}")
+        m2.metric("signal weight sqrt(abar_t)", f"{np.sqrt(snr[t] / (1 + snr[t])):.3f}")
+        m3.metric("noise weight sqrt(1 - abar_t)", f"{np.sqrt(1 / (1 + snr[t])):.3f}")
+        st.plotly_chart(figures.noising_figure(noised["x0"], noised["xt"], int(t), snr, data.layout_segments(run)),
+                        key="den_noise")

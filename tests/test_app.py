@@ -1,0 +1,409 @@
+"""The Streamlit explorer under `streamlit.testing.v1.AppTest`: every page renders against a tiny
+finished run and shows the numbers that are in the run's files; no runs (automatic start on and
+off), a damaged run and a partial run give messages, not tracebacks; the New run form validates;
+background runs launch, are found again, and cancel into a resumable state.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from app_fixtures import REPO, TINY_OVERRIDES, app_run, clone_run  # noqa: F401
+from streamlit.testing.v1 import AppTest
+
+from app import launcher
+from pdiff.runs import RunDir, read_json, write_json
+
+MAIN = str(REPO / "app" / "main.py")
+CHARTS = {"overview": 1, "accuracy": 1, "latent": 2, "similarity": 3, "denoising": 3, "new_run": 0, "compare": 0}
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def open_app(monkeypatch, root: Path, autostart: bool = False, run: str | None = None) -> AppTest:
+    monkeypatch.setenv("PDIFF_RUNS", str(root))
+    monkeypatch.setenv("PDIFF_AUTOSTART", "1" if autostart else "0")
+    at = AppTest.from_file(MAIN, default_timeout=120)
+    if run is not None:
+        at.query_params["run"] = run
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def show(at: AppTest, page: str) -> AppTest:
+    at.switch_page(f"views/{page}.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def charts(at: AppTest) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def decode(values) -> np.ndarray:
+    """A plotly array as sent to the browser (plain list or base64 typed array)."""
+    if isinstance(values, dict) and "bdata" in values:
+        out = np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])
+        shape = values.get("shape")
+        if isinstance(shape, str):
+            shape = [int(n) for n in shape.split(",")]
+        return out.reshape(shape) if shape else out
+    return np.asarray(values)
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def frame(at: AppTest, *columns: str):
+    """The first dataframe on the page that has all these columns (dataframes carry no key)."""
+    frames = [d.value for d in at.dataframe]
+    return next(f for f in frames if set(columns) <= set(f.columns))
+
+
+@pytest.fixture()
+def root(app_run, tmp_path):  # noqa: F811
+    """A runs root holding a private copy of the tiny run."""
+    clone_run(app_run, tmp_path, "tiny")
+    return tmp_path
+
+
+@pytest.fixture()
+def no_launch(monkeypatch):
+    """Record launches instead of starting processes."""
+    calls = []
+    monkeypatch.setattr(launcher, "launch", lambda path, preset="digits", overrides=None: calls.append(
+        (Path(path), preset, dict(overrides or {}))) or 12345)
+    return calls
+
+
+def _card(run: Path) -> dict:
+    return RunDir(run).load("analysis.safetensors")[1]["scorecard"]
+
+
+# --------------------------------------------------------------------------- every page
+
+
+@pytest.mark.parametrize("page", list(CHARTS))
+def test_page_renders(monkeypatch, root, page):
+    at = show(open_app(monkeypatch, root), page)
+    assert not at.error, [e.value for e in at.error]
+    assert len(at.title) == 1
+    assert len(at.get("plotly_chart")) >= CHARTS[page]
+    assert at.sidebar.selectbox(key="run").value == "tiny"
+
+
+def test_overview_shows_the_scorecard(monkeypatch, root):
+    at = show(open_app(monkeypatch, root), "overview")
+    card = _card(root / "tiny")
+    shown = metrics(at)
+    assert shown["Zoo median accuracy"] == f"{card['zoo']['median']:.2f}%"
+    assert shown["Generated median accuracy"] == f"{card['generated']['median']:.2f}%"
+    table = frame(at, "max IoU (median)", "ensemble gain")
+    assert list(table.index) == list(card)
+    for group, row in card.items():
+        for key, title in (("median", "median"), ("best", "best"), ("max_iou_median", "max IoU (median)"),
+                           ("nn_distance_median", "NN distance (median)")):
+            assert table.loc[group, title] == pytest.approx(row[key])
+    config = frame(at, "key", "value", "changed").set_index("key")["value"].to_dict()
+    assert json.loads(config["collect.num_checkpoints"]) == TINY_OVERRIDES["collect.num_checkpoints"]
+    diagram = charts(at)[0]
+    assert [t.split("<br>")[1] for t in diagram["data"][0]["text"]] == ["done"] * 7
+
+
+def test_accuracy_page_numbers(monkeypatch, root):
+    at = show(open_app(monkeypatch, root), "accuracy")
+    card = _card(root / "tiny")
+    table = frame(at, "mean 95% CI")
+    assert table.loc["generated", "median"] == pytest.approx(card["generated"]["median"])
+    lo, hi = card["zoo"]["mean_ci"]
+    assert table.loc["zoo", "mean 95% CI"] == f"{lo:.2f} – {hi:.2f}"
+    evaluation, _ = RunDir(root / "tiny").load("evaluation.safetensors")
+    violins = {t["name"]: decode(t["y"]) for t in charts(at)[0]["data"]}
+    np.testing.assert_allclose(violins["generated"], evaluation["generated.accuracy"].numpy())
+    at.radio(key="acc_kind").set_value("histogram").run()
+    assert not at.exception
+    assert {t["type"] for t in charts(at)[0]["data"]} == {"histogram"}
+
+
+def test_latent_page_neighbours_and_projection(monkeypatch, root):
+    at = show(open_app(monkeypatch, root), "latent")
+    tensors, meta = RunDir(root / "tiny").load("analysis.safetensors")
+    evaluation, _ = RunDir(root / "tiny").load("evaluation.safetensors")
+    scatter = {t["name"]: t for t in charts(at)[0]["data"]}
+    np.testing.assert_allclose(decode(scatter["generated"]["x"]), tensors["generated.params_pca"][:, 0].numpy())
+    index = at.selectbox(key="lat_pick_index").value
+    assert index == int(evaluation["generated.accuracy"].argmax())  # best first
+    table = frame(at, "IoU with selected")
+    neighbours = tensors["generated.neighbours"][index].tolist()
+    assert table["model"].tolist() == [f"generated #{index}"] + [f"zoo #{j}" for j in neighbours]
+    expected = [evaluation["generated.accuracy"][index].item()]
+    expected += [evaluation["zoo.accuracy"][j].item() for j in neighbours]
+    np.testing.assert_allclose(table["accuracy (%)"], expected, rtol=1e-6)
+    zoo_rows = meta["sizes"][0]
+    iou = tensors["iou"][zoo_rows + index, neighbours].numpy()
+    np.testing.assert_allclose(table["IoU with selected"][1:], iou, rtol=1e-6)
+    assert len(charts(at)[1]["data"]) == 4  # the model and its three nearest zoo models
+
+    # a click on a zoo point in the chart picks that model
+    at.session_state["lat_chart"] = {"selection": {"points": [{"customdata": ["zoo", 3, 0.0, 0.0]}],
+                                                   "point_indices": [3], "box": [], "lasso": []}}
+    at.run()
+    assert (at.selectbox(key="lat_pick_group").value, at.selectbox(key="lat_pick_index").value) == ("zoo", 3)
+    assert frame(at, "IoU with selected")["model"].tolist()[0] == "zoo #3"
+    at.selectbox(key="lat_pick_group").set_value("generated").run()
+    other = at.selectbox(key="lat_pick_index").options[-1]
+    at.selectbox(key="lat_pick_index").set_value(int(other.split(":")[0][1:])).run()
+    at.radio(key="lat_space").set_value("latents").run()
+    at.radio(key="lat_colour").set_value("accuracy").run()
+    at.toggle(key="lat_diff").set_value(True).run()
+    assert not at.exception and not at.error
+    scatter = {t["name"]: t for t in charts(at)[0]["data"]}
+    np.testing.assert_allclose(decode(scatter["zoo"]["y"]), tensors["zoo.latent_pca"][:, 1].numpy())
+
+
+def test_similarity_page_numbers(monkeypatch, root):
+    at = show(open_app(monkeypatch, root), "similarity")
+    card = _card(root / "tiny")
+    shown = metrics(at)
+    assert shown["generated: median max IoU to zoo"] == f"{card['generated']['max_iou_median']:.3f}"
+    assert shown["zoo: median max IoU to zoo"] == f"{card['zoo']['max_iou_median']:.3f}"
+    tensors, meta = RunDir(root / "tiny").load("analysis.safetensors")
+    heatmap, scatter, hist = charts(at)
+    z = np.asarray(heatmap["data"][0]["z"], dtype=float) if isinstance(heatmap["data"][0]["z"], list) \
+        else decode(heatmap["data"][0]["z"])
+    cap = at.slider(key="sim_cap").value
+    first = tensors["iou"][:min(cap, meta["sizes"][0]), :min(cap, meta["sizes"][0])].numpy()
+    np.testing.assert_allclose(z[: len(first), : len(first)], first, rtol=1e-6)
+    gen = next(t for t in scatter["data"] if t["name"] == "generated")
+    np.testing.assert_allclose(decode(gen["x"]), tensors["generated.max_iou"].numpy())
+    names = [t["name"] for t in hist["data"]]
+    assert names == ["generated -> zoo", "zoo -> zoo"]
+    np.testing.assert_allclose(decode(hist["data"][0]["x"]), tensors["generated.nn_distance"].numpy())
+
+
+def test_denoising_page(monkeypatch, root):
+    at = show(open_app(monkeypatch, root), "denoising")
+    evaluation, _ = RunDir(root / "tiny").load("evaluation.safetensors")
+    acc, steps = evaluation["trajectory.accuracy"].numpy(), evaluation["trajectory.steps"].tolist()
+    assert metrics(at)["final mean accuracy (t=0)"] == f"{acc[-1].mean():.2f}%"
+    at.select_slider(key="den_step").set_value(steps[0]).run()
+    assert metrics(at)[f"mean accuracy of x0 at t={steps[0]}"] == f"{acc[0].mean():.2f}%"
+
+    from pdiff.diffusion import GaussianDiffusion
+
+    at.slider(key="den_t").set_value(50).run()
+    assert not at.exception and not at.error
+    abar = GaussianDiffusion(TINY_OVERRIDES["diffusion.timesteps"]).alphas_cumprod.double()[50].item()
+    assert metrics(at)["SNR at t"] == f"{abar / (1 - abar):.3g}"
+    noise_fig = charts(at)[-1]
+    x0, xt = decode(noise_fig["data"][0]["y"]), decode(noise_fig["data"][1]["y"])
+    # x_t = sqrt(abar) x0 + sqrt(1 - abar) eps with eps from a generator seeded 0
+    import torch
+
+    eps = torch.randn(len(x0), generator=torch.Generator().manual_seed(0)).numpy()
+    np.testing.assert_allclose(xt, np.sqrt(abar) * x0 + np.sqrt(1 - abar) * eps, rtol=1e-4, atol=1e-5)
+
+
+def test_compare_page(monkeypatch, root):
+    other = clone_run(root / "tiny", root, "tiny-seed1")
+    manifest = read_json(other / "run.json")
+    manifest["config"]["seed"] = 1
+    write_json(other / "run.json", manifest)
+    at = show(open_app(monkeypatch, root, run="tiny"), "compare")
+    assert not at.error
+    at.selectbox(key="cmp_a").set_value("tiny").run()
+    at.selectbox(key="cmp_b").set_value("tiny-seed1").run()
+    diff = frame(at, "key", "tiny", "tiny-seed1")
+    assert diff.to_dict("records") == [{"key": "seed", "tiny": "0", "tiny-seed1": "1"}]
+    assert [t["name"] for t in charts(at)[0]["data"]] == ["tiny", "tiny-seed1"]
+    card = _card(root / "tiny")
+    assert at.dataframe[0].value.loc["generated", "median"] == pytest.approx(card["generated"]["median"])
+
+
+# --------------------------------------------------------------------------- new run form
+
+
+def test_new_run_rejects_invalid_values(monkeypatch, root, no_launch):
+    at = show(open_app(monkeypatch, root), "new_run")
+    at.number_input(key="new_sample.num_models_digits").set_value(0)
+    at.button[0].click()  # the form's submit button
+    at.run()
+    assert not at.exception
+    assert any("sample.num_models" in e.value and "must be > 0" in e.value for e in at.error)
+    at.number_input(key="new_sample.num_models_digits").set_value(5)
+    at.text_area(key="new_extra_digits").set_value("autoencoder.nope=3")
+    at.button[0].click()
+    at.run()
+    assert any("unknown config key 'autoencoder.nope'" in e.value for e in at.error)
+    at.text_area(key="new_extra_digits").set_value("")
+    at.text_input(key="new_name_digits").set_value("../outside")
+    at.button[0].click()
+    at.run()
+    assert any("not a folder directly under the runs root" in e.value for e in at.error)
+    assert no_launch == []
+
+
+def test_new_run_launches_with_overrides(monkeypatch, root, no_launch):
+    at = show(open_app(monkeypatch, root), "new_run")
+    at.number_input(key="new_sample.num_models_digits").set_value(12)
+    at.selectbox(key="new_sampler_digits").set_value("ddim")
+    at.text_area(key="new_extra_digits").set_value("classifier.epochs=2")
+    at.text_input(key="new_name_digits").set_value("mine")
+    at.button[0].click()
+    at.run()
+    assert not at.exception and not at.error
+    assert no_launch == [(root.resolve() / "mine", "digits",
+                          {"sample.num_models": 12, "sample.sampler": "ddim", "classifier.epochs": 2})]
+
+
+# --------------------------------------------------------------------------- no runs, bad runs
+
+
+def test_no_runs_with_autostart_off_explains(monkeypatch, tmp_path, no_launch):
+    at = open_app(monkeypatch, tmp_path / "empty", autostart=False)
+    assert not at.error and no_launch == []
+    assert any("No runs under" in i.value and "python -m pdiff run --out" in i.value for i in at.info)
+    assert at.sidebar.toggle(key="autostart").value is False
+    for page in ("accuracy", "latent", "compare"):
+        show(at, page)
+    at.button(key="start_default").click().run()
+    assert no_launch and no_launch[0][0] == (tmp_path / "empty").resolve() / "digits"
+
+
+def test_no_runs_with_autostart_on_starts_the_default_run(monkeypatch, tmp_path, no_launch):
+    at = open_app(monkeypatch, tmp_path, autostart=True)
+    assert not at.exception
+    assert [c[0] for c in no_launch] == [tmp_path.resolve() / "digits"]
+    assert no_launch[0][1:] == ("digits", {})
+
+
+def test_damaged_run_shows_error_and_others_work(monkeypatch, root):
+    broken = clone_run(root / "tiny", root, "broken")
+    data = (broken / "analysis.safetensors").read_bytes()
+    (broken / "analysis.safetensors").write_bytes(data[: len(data) // 2])
+    (broken / "evaluation.safetensors").write_bytes(b"\x00\x01")
+    at = open_app(monkeypatch, root, run="broken")
+    assert at.sidebar.selectbox(key="run").value == "broken"
+    for page in ("overview", "accuracy", "latent", "similarity", "denoising"):
+        show(at, page)
+        messages = [e.value for e in at.error]
+        assert any("damaged" in m for m in messages), (page, messages)
+    at.sidebar.selectbox(key="run").set_value("tiny").run()
+    for page in ("overview", "latent"):
+        show(at, page)
+        assert not at.error
+
+
+def test_damaged_manifest(monkeypatch, root):
+    broken = clone_run(root / "tiny", root, "broken")
+    (broken / "run.json").write_text("{not json")
+    at = open_app(monkeypatch, root, run="broken")
+    for page in ("overview", "accuracy", "denoising", "compare"):
+        show(at, page)
+    assert any("run.json is damaged" in e.value for e in at.error)
+
+
+def test_partial_run_says_what_is_missing(monkeypatch, root):
+    partial = clone_run(root / "tiny", root, "partial")
+    (partial / "analysis.safetensors").unlink()
+    manifest = read_json(partial / "run.json")
+    manifest["stages"]["analyse"] = {"status": "pending"}
+    manifest["stages"]["evaluate"] = {"status": "running", "started": time.time()}  # killed mid-stage
+    write_json(partial / "run.json", manifest)
+    (partial / "evaluation.safetensors").unlink()
+    at = open_app(monkeypatch, root, run="partial")
+    assert any("stopped after 5/7 stages" in c.value for c in at.sidebar.caption)
+    diagram = charts(at)[0]
+    assert [t.split("<br>")[1] for t in diagram["data"][0]["text"]][-2:] == ["stopped", "pending"]
+    show(at, "accuracy")
+    assert any("the **evaluate** stage was interrupted" in i.value for i in at.info)
+    for page in ("latent", "similarity"):
+        show(at, page)
+        assert not at.error
+        assert any("the **analyse** stage has not run yet" in i.value for i in at.info), page
+
+
+def test_run_outside_root_is_refused(monkeypatch, root):
+    at = open_app(monkeypatch, root, run="../etc")
+    assert any("not a folder directly under the runs root" in w.value for w in at.sidebar.warning)
+    assert at.sidebar.selectbox(key="run").value == "tiny"
+
+
+# --------------------------------------------------------------------------- background runs
+
+
+def _wait(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_resume_command_rebuilds_the_stored_config():
+    from app_fixtures import tiny_config
+
+    from pdiff.config import parse_set, preset, with_overrides
+
+    config = tiny_config()
+    overrides = launcher.overrides_for(config)
+    assert with_overrides(preset("digits"), overrides) == config
+    cmd = launcher.command(Path("/runs/x"), "digits", overrides)
+    assert cmd[1:8] == ["-m", "pdiff", "run", "--out", "/runs/x", "--preset", "digits"]
+    sets = [cmd[i + 1] for i, arg in enumerate(cmd) if arg == "--set"]
+    assert with_overrides(preset("digits"), parse_set(sets)) == config  # what the CLI will parse
+    assert launcher.active_pid(Path("/nonexistent/run")) is None
+
+
+def test_launch_is_found_again_and_cancels_resumably(monkeypatch, tmp_path):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    overrides = dict(TINY_OVERRIDES, **{"collect.num_checkpoints": 400, "classifier.epochs": 30})  # long collect
+    path = tmp_path / "bg"
+    pid = launcher.launch(path, "digits", overrides)
+    try:
+        assert RunDir(path).exists()  # the manifest is there at once: the run is listed
+        assert launcher.active_pid(path) == pid
+        _wait(lambda: (RunDir(path).progress() or {}).get("stage") == "collect", 60, "collect progress")
+        launcher._children.clear()  # a page reload or a new server: only the pid file is left
+        assert launcher.active_pid(path) == pid
+
+        at = open_app(monkeypatch, tmp_path, run="bg")
+        assert at.sidebar.button(key="cancel")  # the live panel with its Cancel button
+        assert any("collect" in c.value for c in at.sidebar.caption)
+        show(at, "accuracy")
+        assert any("waiting for the **evaluate** stage; the run is at **collect**" in i.value for i in at.info)
+        at.sidebar.button(key="cancel").click().run()
+        assert not at.exception
+        _wait(lambda: launcher.active_pid(path) is None, 20, "the process to stop")
+        assert RunDir(path).stage("collect")["status"] == "interrupted"
+        assert "interrupted" in launcher.log_tail(path)
+        at.run()
+        assert at.sidebar.button(key="resume")
+        with pytest.raises(Exception, match="different config"):
+            launcher.launch(path, "digits", {})
+    finally:
+        if launcher.active_pid(path) is not None:
+            os.killpg(pid, 9)
+
+
+@pytest.mark.slow
+def test_launched_run_finishes_and_fills_the_pages(monkeypatch, tmp_path):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    path = tmp_path / "bg"
+    launcher.launch(path, "digits", TINY_OVERRIDES)
+    _wait(lambda: launcher.active_pid(path) is None, 300, "the run to finish")
+    assert all(RunDir(path).stage_done(s) for s in ("collect", "analyse")), launcher.log_tail(path)
+    at = open_app(monkeypatch, tmp_path, run="bg")
+    for page in ("overview", "latent", "denoising"):
+        show(at, page)
+        assert not at.error

@@ -121,6 +121,7 @@ def collect(ctx: "StageContext") -> dict[str, Any]:
         target = select_target(model, config.collect.target)
         train_classifier(model, dataset, config.classifier, generator,
                          lambda d, t, i: ctx.progress(d, t, {"phase": f"classifier {s + 1}/{seeds}", **i}), config.precision)
+        base_acc.append(_accuracy(model, dataset, ctx.device))  # the classifier, before collection
         if s == 0:
             base_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         zoo = collect_checkpoints(model, dataset, target, config.collect, count, config.classifier.batch_size,
@@ -129,7 +130,6 @@ def collect(ctx: "StageContext") -> dict[str, Any]:
         vectors.append(zoo.params)
         steps.append(zoo.steps)
         seed_index.append(torch.full((count,), s))
-        base_acc.append(_accuracy(model, dataset, ctx.device))
     _check_shared_base(model, base_state, zoo.layout, seeds)
     params = torch.cat(vectors)
     heldout = heldout_mask(len(params), config.collect.heldout_every)

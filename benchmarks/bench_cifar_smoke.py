@@ -3,7 +3,8 @@
     python benchmarks/bench_cifar_smoke.py [--data-root DIR]
 
 Settings (issue 6): 1 epoch on a 1,000-image training subset (and 1,000 test images), K=10
-checkpoints, 20 autoencoder and 20 DDPM training steps, at the preset's paper-size networks.
+checkpoints, 20 autoencoder and 20 DDPM training steps, at the preset's paper-size networks
+(batches of 10 = K: a batch of 200 drawn from 10 checkpoints only repeats them).
 Sampling uses DDIM with 20 steps (1000-step ancestral sampling of the paper-size denoiser is a
 GPU job). Without --data-root the script writes a synthetic CIFAR-10 in the real binary format
 (random pixels: accuracy is at chance; the point is time and completeness). Prints the stage
@@ -24,8 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ["run.json", "base.safetensors", "zoo.safetensors", "autoencoder.safetensors", "denoiser.safetensors",
              "generated.safetensors", "baselines.safetensors", "evaluation.safetensors", "analysis.safetensors"]
 SMOKE = ["classifier.epochs=1", "data.train_subset=1000", "data.test_subset=1000", "collect.num_checkpoints=10",
-         "autoencoder.steps=20", "diffusion.steps=20", "sample.sampler=ddim", "sample.ddim_steps=20",
-         "sample.num_models=10", "baselines.num_models=4", "sample.trajectory_points=5"]
+         "autoencoder.steps=20", "diffusion.steps=20", "autoencoder.batch_size=10", "diffusion.batch_size=10",
+         "sample.sampler=ddim", "sample.ddim_steps=20", "sample.num_models=10", "baselines.num_models=4",
+         "sample.trajectory_points=5"]
 
 
 def write_synthetic_cifar10(root: Path, per_batch: int = 200, test: int = 1000) -> None:

@@ -28,18 +28,42 @@ class Evaluation:
     mean_probs: torch.Tensor  # (S, C) averaged softmax over the N models (ensemble)
 
 
-def split_shared_prefix(model: nn.Module, target: list[str]) -> tuple[nn.Module, nn.Module]:
-    """(prefix, suffix) of a Sequential model at its first child holding a target parameter.
-
-    Other modules are not split: the prefix is the identity and the whole model runs per model.
-    Parameter names are kept, so the suffix accepts the same target names.
-    """
+def leaf_stages(model: nn.Module, prefix: str = "") -> list[tuple[str, nn.Module]]:
+    """The model's forward pass as a flat list of (qualified name, module): nested Sequentials
+    are unrolled (a ResNet's `layer4` becomes `layer4.0`, `layer4.1`); anything else is one stage."""
     if not isinstance(model, nn.Sequential):
-        return nn.Identity(), model
-    names = [name for name, _ in model.named_children()]
-    holds_target = [any(t.startswith(name + ".") for t in target) for name in names]
-    first = holds_target.index(True) if any(holds_target) else len(names)
-    return model[:first], model[first:]
+        return [(prefix.rstrip("."), model)]
+    stages: list[tuple[str, nn.Module]] = []
+    for name, child in model.named_children():
+        stages += leaf_stages(child, f"{prefix}{name}.")
+    return stages
+
+
+class StageRunner(nn.Module):
+    """Runs some stages of `root` in order. Parameter names are root's, prefixed with `root.`,
+    so `functional_call` can swap in target tensors by their usual names."""
+
+    def __init__(self, root: nn.Module, stages: list[nn.Module]) -> None:
+        super().__init__()
+        self.root = root
+        self.stages = tuple(stages)  # a tuple, not a ModuleList: the modules stay registered once, under root
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for stage in self.stages:
+            x = stage(x)
+        return x
+
+
+def split_shared_prefix(model: nn.Module, target: list[str]) -> tuple[StageRunner, StageRunner]:
+    """(prefix, suffix) at the first stage holding a target parameter (see `leaf_stages`).
+
+    For a model that is not a Sequential the prefix is empty and the whole model runs per model.
+    """
+    stages = leaf_stages(model)
+    holds = [any(t.startswith(name + ".") or not name for t in target) for name, _ in stages]
+    first = holds.index(True) if any(holds) else len(stages)
+    modules = [m for _, m in stages]
+    return StageRunner(model, modules[:first]), StageRunner(model, modules[first:])
 
 
 class BatchedEvaluator:
@@ -58,7 +82,8 @@ class BatchedEvaluator:
             self.features = torch.cat([prefix(x_test[i:i + self.batch_size].to(self.device))
                                        for i in range(0, len(y_test), self.batch_size)])
         state = dict(self.suffix.named_parameters()) | dict(self.suffix.named_buffers())
-        self.fixed = {k: v.detach() for k, v in state.items() if k not in set(layout.names)}
+        targets = {f"root.{name}" for name in layout.names}
+        self.fixed = {k: v.detach() for k, v in state.items() if k not in targets}
         self.chunk_size = chunk_size or self._auto_chunk()
 
     def _auto_chunk(self) -> int:
@@ -81,7 +106,8 @@ class BatchedEvaluator:
     def _logits(self, vectors: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         """(M, D) vectors on (S', ...) features -> (M, S', C) logits."""
         def one(target: dict[str, torch.Tensor]) -> torch.Tensor:
-            return functional_call(self.suffix, self.fixed | target, (features,))
+            swapped = {f"root.{name}": value for name, value in target.items()}
+            return functional_call(self.suffix, self.fixed | swapped, (features,))
 
         with autocast(self.device, self.precision):
             return vmap(one)(self.layout.unflatten(vectors))

@@ -19,6 +19,7 @@ from .params import ParamLayout, write_vector
 from .runtime import autocast
 
 Progress = Callable[[int, int, dict], None]
+CPU_PASS_BYTES = 8 * 2**20  # suffix input activations per pass on a CPU: about a cache's worth
 
 
 @dataclass
@@ -87,17 +88,21 @@ class BatchedEvaluator:
         self.chunk_size = chunk_size or self._auto_chunk()
 
     def _auto_chunk(self) -> int:
-        """Models per pass from available memory: a rough bound on the suffix's activations."""
+        """Models per pass, from the size of one model's activations on the test batch.
+
+        On a GPU: as many as fit in a quarter of the free memory (with 8x headroom for the
+        suffix's intermediate tensors). On a CPU small passes win: measured on the default
+        digits run, 4-8 models per pass ran 10x faster than 60, because the activations of a
+        small pass stay in cache while large ones stream through memory.
+        """
         with torch.no_grad():
             probe = self.suffix(self.features[: min(8, len(self.features))])
-        per_sample = max(self.features[0].numel(), probe[0].numel()) * 4 * 8  # bytes, with headroom
+        per_sample = max(self.features[0].numel(), probe[0].numel()) * 4  # bytes
         per_model = per_sample * min(self.batch_size, len(self.features))
         if self.device.type == "cuda":
             free, _ = torch.cuda.mem_get_info(self.device)
-            budget = free // 2
-        else:
-            budget = 512 * 2**20
-        return int(max(1, min(1024, budget // max(1, per_model))))
+            return int(max(1, min(4096, free // 4 // (8 * per_model))))
+        return int(max(1, min(64, CPU_PASS_BYTES // per_model)))
 
     def _num_classes(self) -> int:
         with torch.no_grad():

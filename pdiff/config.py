@@ -88,6 +88,7 @@ class SampleConfig:
     sampler: str = "ddpm"  # "ddpm" (ancestral, all T steps) or "ddim"
     ddim_steps: int = 50
     eta: float = 0.0
+    clip_x0: bool = True  # bound x0-predictions to the training latents' range (+10%) while sampling
     trajectory_models: int = 4  # how many samples keep their x0-prediction along the way
     trajectory_points: int = 20  # at how many sampling steps
 

@@ -21,11 +21,22 @@ class LatentStats:
 
     mean: torch.Tensor  # (L,)
     scale: torch.Tensor  # ()
+    low: torch.Tensor | None = None  # (L,) range of the standardized training latents, widened
+    high: torch.Tensor | None = None  # by 10% per side: the bounds sampling clips x0 to
 
     @classmethod
-    def fit(cls, latents: torch.Tensor) -> "LatentStats":
+    def fit(cls, latents: torch.Tensor, margin: float = 0.1) -> "LatentStats":
         mean = latents.mean(0)
-        return cls(mean, (latents - mean).std().clamp(min=1e-8))
+        scale = (latents - mean).std().clamp(min=1e-8)
+        z = (latents - mean) / scale
+        low, high = z.min(0).values, z.max(0).values
+        pad = margin * (high - low)
+        return cls(mean, scale, low - pad, high + pad)
+
+    def bounds(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor] | None:
+        if self.low is None or self.high is None:
+            return None
+        return self.low.to(device), self.high.to(device)
 
 
 @dataclass
@@ -62,8 +73,11 @@ class ParamGenerator:
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator, sampler: str = "ddpm", ddim_steps: int = 50,
-               eta: float = 0.0, trajectory_models: int = 0, trajectory_points: int = 0) -> Samples:
-        """Draw n latents, keep the first M samples' x0-predictions at P steps, decode everything."""
+               eta: float = 0.0, trajectory_models: int = 0, trajectory_points: int = 0,
+               clip: bool = True) -> Samples:
+        """Draw n latents, keep the first M samples' x0-predictions at P steps, decode everything.
+
+        `clip` bounds x0-predictions to the training latents' range (see `LatentStats`)."""
         shape = (n, self.denoiser.length)
         record = self._record_steps(sampler, ddim_steps, trajectory_points) if trajectory_models else set()
         kept: dict[int, torch.Tensor] = {}
@@ -73,10 +87,12 @@ class ParamGenerator:
                 kept[step] = x0[:trajectory_models].clone()
 
         self.denoiser.eval()
+        bounds = self.stats.bounds(self.device) if clip else None
         if sampler == "ddim":
-            latents = self.diffusion.ddim_sample(self.denoiser, shape, ddim_steps, eta, generator, self.device, callback)
+            latents = self.diffusion.ddim_sample(self.denoiser, shape, ddim_steps, eta, generator, self.device, callback,
+                                                 bounds)
         else:
-            latents = self.diffusion.ddpm_sample(self.denoiser, shape, generator, self.device, callback)
+            latents = self.diffusion.ddpm_sample(self.denoiser, shape, generator, self.device, callback, bounds)
         steps = sorted(kept, reverse=True)
         trajectory = (torch.stack([self.decode(kept[s]) for s in steps]) if steps
                       else torch.zeros(0, 0, self.normalizer.mean.numel()))

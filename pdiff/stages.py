@@ -71,7 +71,8 @@ def load_generator(run: RunDir, config: RunConfig, device: torch.device, with_de
     autoencoder = ParamAutoencoder(ae_meta["dim"], config.autoencoder)
     autoencoder.load_state_dict(_strip(ae_state, "model."))
     normalizer = Normalizer.from_state(_strip(ae_state, "normalizer."))
-    stats = LatentStats(ae_state["latent.mean"], ae_state["latent.scale"])
+    stats = LatentStats(ae_state["latent.mean"], ae_state["latent.scale"],
+                        ae_state.get("latent.low"), ae_state.get("latent.high"))
     d = config.diffusion
     denoiser = ConvDenoiser(config.autoencoder.latent_dim, d.channels, d.kernel, d.time_dim)
     if with_denoiser:
@@ -187,7 +188,8 @@ def autoencoder(ctx: "StageContext") -> dict[str, Any]:
     stats = LatentStats.fit(latents)
     error = reconstruction_error(model, data)
     state = (_prefixed(model.state_dict(), "model.") | _prefixed(normalizer.state(), "normalizer.")
-             | {"latent.mean": stats.mean, "latent.scale": stats.scale, "loss": torch.tensor(history.loss)})
+             | {"latent.mean": stats.mean, "latent.scale": stats.scale, "latent.low": stats.low,
+                "latent.high": stats.high, "loss": torch.tensor(history.loss)})
     ctx.run.save(AUTOENCODER, state, {"dim": layout.dim, "loss_every": history.every})
     return {"final_loss": history.loss[-1], "reconstruction_mse": error}
 
@@ -219,7 +221,7 @@ def sample(ctx: "StageContext") -> dict[str, Any]:
     share = distributed.shard(s.num_models)  # under torchrun each rank samples its share
     keep = s.trajectory_models if distributed.is_main() else 0
     samples = model.sample(share.stop - share.start, make_generator(distributed.rank_seed(ctx.seed), ctx.device),
-                           s.sampler, s.ddim_steps, s.eta, keep, s.trajectory_points)
+                           s.sampler, s.ddim_steps, s.eta, keep, s.trajectory_points, s.clip_x0)
     ctx.run.save(GENERATED, {"params": distributed.gather_rows(samples.params),
                              "latents": distributed.gather_rows(samples.latents),
                              "trajectory": samples.trajectory, "trajectory_steps": samples.trajectory_steps},

@@ -1,0 +1,363 @@
+"""Ablation grids for the notebooks: many (setting, seed) runs, one tidy table of results.
+
+An ablation is a base config, a dict of settings (label -> dotted-key overrides, see
+`config.with_overrides`) and a list of seeds. `run_grid` puts every (setting, seed) through
+pdiff's own `run_pipeline`, each into its own run directory under one root, and returns one row
+(a flat dict) per run; `summarize` gives the mean and spread over seeds of every setting.
+
+Re-running a grid is cheap: a run directory is named by its label, seed and config hash, so a
+finished run is found and reused; and the expensive early stages (collect, autoencoder,
+diffusion) are copied from a sibling run whose config agrees on everything those stages read,
+so e.g. a noise-augmentation grid trains one zoo per seed, not one per setting.
+
+`PDIFF_QUICK=1` in the environment selects quick mode (small sizes, one seed) so that CI can
+execute every notebook in about a minute; `base_config()` and `seeds()` read it.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import metrics
+from .analysis import evaluated_groups
+from .config import ConfigError, RunConfig, config_hash, config_to_dict, preset, with_overrides
+from .evaluate import BatchedEvaluator
+from .pipeline import STAGE_NAMES, load_run_config, prepare_run, run_pipeline
+from .runs import RunDir, RunError
+from .runtime import make_generator, resolve_device
+from .stages import AUTOENCODER, BASE, DENOISER, ZOO, load_generator, load_task, model_groups
+
+Row = dict[str, Any]
+
+QUICK_ENV = "PDIFF_QUICK"
+
+# The notebooks' base: the `digits` preset (K=200, last BN + head, 394 floats) sized for grids of
+# a few dozen runs on a laptop CPU: a narrower autoencoder (channels 8-16-32-32 instead of
+# 16-32-64-64, about 3x cheaper per step), 600 autoencoder and 600 denoiser steps (denoiser
+# lr 2e-3), stochastic DDIM sampling (100 steps, eta 1; deterministic DDIM (eta 0) breaks
+# about half of the models at these sizes, see notebook 06), no baselines, no trajectory, no UMAP.
+FULL_OVERRIDES: dict[str, Any] = {
+    "autoencoder.channels": (8, 16, 32, 32),
+    "autoencoder.steps": 600,
+    "diffusion.steps": 600,
+    "diffusion.lr": 2e-3,
+    "sample.sampler": "ddim",
+    "sample.ddim_steps": 100,
+    "sample.eta": 1.0,
+    "sample.trajectory_models": 0,
+    "baselines.enabled": False,
+    "analysis.umap": False,
+    "analysis.bootstrap": 200,
+}
+# Quick mode (PDIFF_QUICK=1): everything small; the numbers only show that the notebook runs.
+QUICK_OVERRIDES: dict[str, Any] = {
+    **FULL_OVERRIDES,
+    "classifier.epochs": 10,
+    "collect.num_checkpoints": 50,
+    "autoencoder.steps": 50,
+    "diffusion.steps": 50,
+    "diffusion.timesteps": 100,
+    "sample.ddim_steps": 10,
+    "sample.num_models": 20,
+    "baselines.num_models": 20,
+    "analysis.bootstrap": 50,
+}
+
+# Config sections each reusable stage reads, on top of those of the stages before it.
+_STAGE_INPUTS: dict[str, tuple[str, ...]] = {
+    "collect": ("seed", "device", "data", "classifier", "collect"),
+    "autoencoder": ("autoencoder",),
+    "diffusion": ("diffusion",),
+}
+_STAGE_FILES: dict[str, tuple[str, ...]] = {"collect": (BASE, ZOO), "autoencoder": (AUTOENCODER,),
+                                            "diffusion": (DENOISER,)}
+
+
+def quick_mode() -> bool:
+    """True when the environment variable PDIFF_QUICK is set to anything but 0/false/no."""
+    return os.environ.get(QUICK_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def base_config(overrides: Mapping[str, Any] | None = None, quick: bool | None = None) -> RunConfig:
+    """The ablation base config (full or quick sizes), with `overrides` applied on top."""
+    quick = quick_mode() if quick is None else quick
+    sizes = QUICK_OVERRIDES if quick else FULL_OVERRIDES
+    return with_overrides(preset("digits"), {**sizes, **(overrides or {})})
+
+
+def seeds(full: int = 3, quick: int = 1) -> list[int]:
+    """Seeds 0..n-1: `full` of them normally, `quick` in quick mode."""
+    return list(range(quick if quick_mode() else full))
+
+
+def mode_name() -> str:
+    return "quick" if quick_mode() else "full"
+
+
+def runs_folder(name: str) -> Path:
+    """Where a notebook keeps its runs: `$PDIFF_NOTEBOOK_RUNS/<name>`, else `runs/<name>` next to
+    the notebook (git-ignored). Quick and full runs differ in config hash, so they never clash."""
+    return Path(os.environ.get("PDIFF_NOTEBOOK_RUNS", "runs")) / name
+
+
+# --------------------------------------------------------------------------- running a grid
+
+
+def run_path(root: str | Path, label: str, config: RunConfig) -> Path:
+    """`root/<label>-s<seed>-<config hash>`: a changed config gets a new folder, never a clash."""
+    slug = re.sub(r"[^A-Za-z0-9.+-]+", "_", label).strip("_") or "run"
+    return Path(root) / f"{slug}-s{config.seed}-{config_hash(config)}"
+
+
+def run_grid(base: RunConfig, grid: Mapping[str, Mapping[str, Any]], seeds: Iterable[int], root: str | Path,
+             until: str = "evaluate", groups: Sequence[str] | None = ("zoo", "generated"),
+             log: Callable[[str], None] | None = print) -> list[Row]:
+    """Run every (setting, seed) and return one row of metrics per run (see `run_metrics`).
+
+    `grid` maps a label to dotted-key overrides of `base`; the seed overrides `base.seed`.
+    `groups` are the model groups measured (None: every evaluated group, baselines included).
+    Runs are done setting by setting, seed by seed; finished runs and stages are reused.
+    """
+    if until not in STAGE_NAMES or STAGE_NAMES.index(until) < STAGE_NAMES.index("evaluate"):
+        raise ValueError(f"until must be 'evaluate' or a later stage ({', '.join(STAGE_NAMES)}), got {until!r}")
+    seeds = list(seeds)
+    jobs = [(label, seed, with_overrides(base, {**overrides, "seed": seed}))
+            for label, overrides in grid.items() for seed in seeds]
+    donors = _index_donors(Path(root))
+    rows = []
+    for i, (label, seed, config) in enumerate(jobs, 1):
+        path = run_path(root, label, config)
+        started = time.perf_counter()
+        run = prepare_run(path, config)
+        reused = [s for s in STAGE_NAMES[: STAGE_NAMES.index(until) + 1] if run.stage_done(s)]
+        adopted = _adopt_stages(run, config, donors)
+        run = run_pipeline(path, config, until=until)
+        _register_donor(donors, run, config)
+        row = {"setting": label, "seed": seed, "run": str(path),
+               **run_metrics(run, groups), **stage_metrics(run), **stage_seconds(run)}
+        rows.append(row)
+        if log is not None:
+            note = ("reused" if len(reused) == STAGE_NAMES.index(until) + 1
+                    else f"{time.perf_counter() - started:.1f} s" + (f", copied {'+'.join(adopted)}" if adopted else ""))
+            shown = "generated" if "generated.median" in row else "zoo"
+            log(f"[{i}/{len(jobs)}] {label} seed {seed}: {note}; {shown} median "
+                f"{row.get(f'{shown}.median', float('nan')):.2f}")
+    return rows
+
+
+def stage_metrics(run: RunDir, stages: Sequence[str] = tuple(_STAGE_INPUTS)) -> dict[str, float]:
+    """The numeric metrics the manifest records for `stages` (by default collect, autoencoder
+    and diffusion: e.g. `autoencoder.reconstruction_mse`, `diffusion.final_loss`)."""
+    out = {}
+    for stage in stages:
+        for key, value in run.stage(stage).get("metrics", {}).items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                out[f"{stage}.{key}"] = float(value)
+    return out
+
+
+def stage_seconds(run: RunDir) -> dict[str, float]:
+    """`time.<stage>` compute seconds of each finished stage (copied stages keep their donor's
+    time, so a row says what its setting costs from scratch) and their sum as `time.total`."""
+    out = {}
+    for stage, info in run.manifest().get("stages", {}).items():
+        if info.get("status") == "done" and "seconds" in info:
+            out[f"time.{stage}"] = float(info["seconds"])
+    out["time.total"] = sum(out.values())
+    return out
+
+
+def _stage_key(config: RunConfig, stage: str) -> str:
+    data = config_to_dict(config)
+    sections = [s for name in STAGE_NAMES[: STAGE_NAMES.index(stage) + 1] for s in _STAGE_INPUTS.get(name, ())]
+    return json.dumps({s: data[s] for s in sections}, sort_keys=True)
+
+
+def _index_donors(root: Path) -> dict[str, RunDir]:
+    donors: dict[str, RunDir] = {}
+    if root.is_dir():
+        for path in sorted(root.iterdir()):
+            run = RunDir(path)
+            if not run.exists():
+                continue
+            try:
+                config = load_run_config(run)
+            except (RunError, ConfigError):  # a damaged or foreign run is simply not a donor
+                continue
+            _register_donor(donors, run, config)
+    return donors
+
+
+def _register_donor(donors: dict[str, RunDir], run: RunDir, config: RunConfig) -> None:
+    for stage in _STAGE_INPUTS:
+        if not run.stage_done(stage):
+            break
+        donors.setdefault(_stage_key(config, stage), run)
+
+
+def _adopt_stages(run: RunDir, config: RunConfig, donors: Mapping[str, RunDir]) -> list[str]:
+    """Copy the artifacts of the leading unfinished reusable stages from a matching donor run."""
+    adopted = []
+    for stage in _STAGE_INPUTS:
+        if run.stage_done(stage):
+            continue
+        donor = donors.get(_stage_key(config, stage))
+        if donor is None or donor.path.resolve() == run.path.resolve() or not donor.stage_done(stage):
+            break
+        for name in _STAGE_FILES[stage]:
+            tmp = run.file(f".{name}.copy")
+            shutil.copyfile(donor.file(name), tmp)
+            os.replace(tmp, run.file(name))
+        info = donor.stage(stage)
+        run.update_stage(stage, status="done", seconds=info.get("seconds", 0.0), metrics=info.get("metrics", {}),
+                         copied_from=str(donor.path), error=None)
+        adopted.append(stage)
+    return adopted
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def run_metrics(run: RunDir, groups: Sequence[str] | None = ("zoo", "generated"), within: float = 1.0) -> Row:
+    """Per-group metrics of an evaluated run, as flat `<group>.<metric>` keys.
+
+    For each group: accuracy `mean`, `median`, `best`, `min`, `std` over its models (percent);
+    `good`, the percentage of its models within `within` points of the zoo's median accuracy;
+    `max_iou`, the median over its models of the highest IoU of wrong-prediction sets with any
+    zoo model (p-diff's similarity; novelty = 1 - max_iou); `nn_distance`, the median L2
+    distance to the nearest zoo checkpoint; `iou_within`, the mean IoU between two models of the
+    group (low = diverse). A zoo model is never compared with itself (NaN for a one-model zoo).
+    The definitions are the analysis stage's (see analysis.py), computed here from the
+    evaluation alone so a grid can stop at `evaluate`.
+    """
+    acc, pred, labels, _ = evaluated_groups(run)
+    params = model_groups(run)
+    groups = list(acc) if groups is None else groups
+    zoo_median = metrics.accuracy_summary(acc["zoo"])["median"]
+    row: Row = {}
+    for g in groups:
+        if g not in acc:
+            continue
+        summary = metrics.accuracy_summary(acc[g])
+        row |= {f"{g}.{k}": summary[k] for k in ("mean", "median", "best", "min", "std")}
+        row[f"{g}.good"] = 100.0 * (acc[g] >= zoo_median - within).double().mean().item()
+        row |= {f"{g}.{k}": v for k, v in similarity_to_zoo(pred[g], params[g], pred["zoo"], params["zoo"], labels,
+                                                            self_compare=g == "zoo").items()}
+    return row
+
+
+def similarity_to_zoo(pred: torch.Tensor, params: torch.Tensor, zoo_pred: torch.Tensor, zoo_params: torch.Tensor,
+                      labels: torch.Tensor, self_compare: bool = False) -> dict[str, float]:
+    """Median max-IoU to the zoo, median nearest-zoo L2 distance, and mean within-group IoU."""
+    nan = float("nan")
+    out = {"max_iou": nan, "nn_distance": nan, "iou_within": nan}
+    if len(pred) >= 2:
+        within = metrics.wrong_sets_iou(pred, labels)
+        off_diagonal = ~torch.eye(len(pred), dtype=torch.bool)
+        out["iou_within"] = within[off_diagonal].double().mean().item()
+    if self_compare and len(zoo_pred) < 2:
+        return out
+    iou = metrics.wrong_sets_iou(pred, labels, zoo_pred)
+    out["max_iou"] = metrics.max_similarity(iou, exclude_self=self_compare)[0].median().item()
+    dist, _ = metrics.nearest_neighbour(params.float(), zoo_params.float(), exclude_self=self_compare)
+    out["nn_distance"] = dist.median().item()
+    return out
+
+
+def resample(run: RunDir, sampler: str = "ddim", steps: int = 50, num_models: int = 100, seed: int = 0,
+             eta: float = 0.0) -> Row:
+    """Sample `num_models` new models from a trained run with another sampler or step count,
+    time the sampling (latents to decoded parameters), and evaluate them on the test split."""
+    config = load_run_config(run)
+    device = resolve_device(config.device)
+    model = load_generator(run, config, device)
+    task = load_task(run, config, device)
+    generator = make_generator(seed, device)
+    started = time.perf_counter()
+    samples = model.sample(num_models, generator, sampler, steps, eta)
+    seconds = time.perf_counter() - started
+    evaluator = BatchedEvaluator(task.model, task.layout, task.dataset.x_test, task.dataset.y_test,
+                                 config.evaluate.chunk_size, config.evaluate.batch_size)
+    accuracy = evaluator.evaluate(samples.params).accuracy
+    summary = metrics.accuracy_summary(accuracy)
+    zoo_median = metrics.accuracy_summary(evaluated_groups(run)[0]["zoo"])["median"]
+    network_calls = config.diffusion.timesteps if sampler == "ddpm" else len(model.diffusion.ddim_timesteps(steps))
+    return {"sampler": sampler, "steps": network_calls, "seconds": seconds,
+            **{f"generated.{k}": summary[k] for k in ("mean", "median", "best", "min", "std")},
+            "generated.good": 100.0 * (accuracy >= zoo_median - 1.0).double().mean().item()}
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def summarize(rows: Sequence[Row], by: str | Sequence[str] = "setting",
+              metrics: Sequence[str] | None = None) -> list[Row]:
+    """Mean and spread over the rows of each `by` group (in first-appearance order).
+
+    Each summary row holds the `by` keys, `n`, and per metric `m` its mean `m` and sample
+    standard deviation `m_std` (NaN when n = 1). Metrics default to every numeric key except the
+    `by` keys and `seed`. NaN values (a metric undefined for a run) are left out of the mean.
+    """
+    keys = [by] if isinstance(by, str) else list(by)
+    if metrics is None:
+        metrics = [k for k, v in rows[0].items() if k not in keys and k != "seed"
+                   and isinstance(v, (int, float)) and not isinstance(v, bool)] if rows else []
+    grouped: dict[tuple, list[Row]] = {}
+    for row in rows:
+        grouped.setdefault(tuple(row[k] for k in keys), []).append(row)
+    out = []
+    for values, members in grouped.items():
+        summary: Row = dict(zip(keys, values)) | {"n": len(members)}
+        for m in metrics:
+            xs = [float(r[m]) for r in members if m in r and not math.isnan(float(r[m]))]
+            mean = sum(xs) / len(xs) if xs else float("nan")
+            std = math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else float("nan")
+            summary[m], summary[f"{m}_std"] = mean, std
+        out.append(summary)
+    return out
+
+
+def column(rows: Sequence[Row], key: str) -> list[Any]:
+    """The values of one key over rows (NaN where a row lacks it): handy for plotting."""
+    return [row.get(key, float("nan")) for row in rows]
+
+
+def format_table(rows: Sequence[Row], columns: Mapping[str, str | tuple[str, int]] | Sequence[str],
+                 digits: int = 2) -> str:
+    """Fixed-width text table. `columns` maps a key to its title, or to (title, digits) for a
+    column with its own precision. For a summary row, a metric `m` shows as "mean ± std" (just
+    the mean when the spread is undefined); text and integer columns show as they are."""
+    columns = dict(columns) if isinstance(columns, Mapping) else {c: c for c in columns}
+    spec = {key: (title, digits) if isinstance(title, str) else tuple(title) for key, title in columns.items()}
+    header = [title for title, _ in spec.values()]
+    body = [[_cell(row, key, places) for key, (_, places) in spec.items()] for row in rows]
+    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+             for r in [header, *body]]
+    return "\n".join([lines[0], "-" * len(lines[0]), *lines[1:]])
+
+
+def _cell(row: Row, key: str, digits: int) -> str:
+    value = row.get(key)
+    if value is None:
+        return "-"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    if math.isnan(value):
+        return "-"
+    text = f"{value:.{digits}f}"
+    std = row.get(f"{key}_std")
+    if isinstance(std, float) and not math.isnan(std):
+        text += f" ± {std:.{digits}f}"
+    return text

@@ -66,7 +66,7 @@ class ParamLayout:
     def unflatten(self, vectors: torch.Tensor) -> dict[str, torch.Tensor]:
         """(..., D) -> {name: (..., *shape)}; views into `vectors`, no copy."""
         lead = vectors.shape[:-1]
-        return {s.name: vectors[..., s.start:s.stop].reshape(*lead, *s.shape) for s in self.segments}
+        return {s.name: vectors[..., s.start:s.stop].reshape((*lead, *s.shape)) for s in self.segments}
 
 
 def select_target(model: nn.Module, spec: str) -> list[str]:

@@ -83,12 +83,21 @@ def umap_2d(x: Tensor, seed: int = 0, n_neighbors: int = 15, min_dist: float = 0
     n = x.shape[0]
     if n < 4:
         return pca_2d(x, standardize_input=True)[0]
+    import numba
     import umap  # lazy: slow numba JIT on first import
 
     data = standardize(x).cpu().numpy()
     reducer = umap.UMAP(n_components=2, n_neighbors=min(n_neighbors, n - 1), min_dist=min_dist,
                         random_state=seed, n_jobs=1, init="spectral" if n > 16 else "random")
-    embedding = reducer.fit_transform(data)
+    # n_jobs=1 does not reach pynndescent's numba-parallel kernels, and numba's OpenMP layer sets
+    # the OpenMP thread count torch uses too: keep numba to one thread and give torch its own back.
+    torch_threads, numba_threads = torch.get_num_threads(), numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        embedding = reducer.fit_transform(data)
+    finally:
+        numba.set_num_threads(numba_threads)
+        torch.set_num_threads(torch_threads)
     return torch.as_tensor(embedding, dtype=torch.float32, device=x.device)
 
 

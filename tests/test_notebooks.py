@@ -26,6 +26,9 @@ def test_there_are_six_notebooks():
 def test_notebook_runs_in_quick_mode(path, tmp_path, monkeypatch):
     # The kernel is a subprocess: it inherits this environment.
     monkeypatch.setenv("PDIFF_QUICK", "1")
+    # Importing streamlit (the app tests) sets MPLBACKEND=Agg in this process; the kernel would
+    # inherit it and draw no inline images.
+    monkeypatch.delenv("MPLBACKEND", raising=False)
     monkeypatch.setenv("PDIFF_NOTEBOOK_RUNS", str(tmp_path / "runs"))
     # Tiny models gain nothing from intra-op threads; on a shared machine they only spin.
     monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("PDIFF_TEST_THREADS", "1"))

@@ -1,0 +1,126 @@
+"""Time `python -m pdiff run` on a preset, from nothing to a finished run, and check its quality.
+
+Each of N runs (default 3) starts in a fresh temporary directory as its own subprocess, so it
+pays everything a user pays: interpreter start, imports, the numba JIT of UMAP. Prints per run
+the wall time, the peak RSS of that process (os.wait4's rusage), the seconds of each stage from
+the manifest and the zoo/generated accuracies; then the medians, their ratios to the targets
+(90 s, 2 GB), and the quality check: generated best >= zoo best - 0.5 and generated median >=
+zoo median - 1.0 (accuracy points).
+
+Run from the repository root:
+    python -m benchmarks.bench_pipeline [--runs 3] [--preset digits] [--threads N] [--keep DIR]
+        [--set KEY=VALUE ...]
+`--keep DIR` leaves the last run in DIR (to reuse with bench_sampling / bench_analysis).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+TARGET_S = 90.0
+TARGET_RSS_MB = 2048.0
+BEST_SLACK, MEDIAN_SLACK = 0.5, 1.0  # accuracy points the generated models may trail the zoo by
+
+
+def run_once(out: Path, preset: str, sets: list[str], threads: int | None) -> tuple[float, float, int, str]:
+    """(wall seconds, peak RSS in MB, exit code, stderr tail) of one `python -m pdiff run`."""
+    cmd = [sys.executable, "-m", "pdiff", "run", "--preset", preset, "--out", str(out), "--quiet"]
+    for item in sets:
+        cmd += ["--set", item]
+    env = dict(os.environ)
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
+    with tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)  # rusage of this child alone
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        err.seek(0)
+        tail = err.read().decode(errors="replace")[-2000:]
+    return wall, usage.ru_maxrss / 1024, proc.returncode, tail  # ru_maxrss is in KiB on Linux
+
+
+def run_summary(out: Path) -> dict:
+    from pdiff.pipeline import STAGE_NAMES
+    from pdiff.report import scorecard
+    from pdiff.runs import RunDir
+
+    run = RunDir(out)
+    card = scorecard(run)
+    records = run.manifest()["stages"]
+    stages = {name: records[name].get("seconds", float("nan")) for name in STAGE_NAMES}
+    return {"zoo": card["zoo"], "generated": card["generated"], "stages": stages}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--preset", default="digits")
+    parser.add_argument("--threads", type=int, help="OMP_NUM_THREADS for the runs (default: torch's choice)")
+    parser.add_argument("--keep", type=Path, help="copy the last finished run here")
+    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    print(f"python -m pdiff run --preset {args.preset} {' '.join('--set ' + s for s in args.sets)}".rstrip())
+    print(f"{args.runs} runs, torch {torch.__version__}, {os.cpu_count()} CPUs, "
+          f"threads={args.threads or 'default'}, load average {os.getloadavg()[0]:.1f}")
+    walls, rss, summaries = [], [], []
+    for i in range(args.runs):
+        with tempfile.TemporaryDirectory(prefix="pdiff-bench-") as tmp:
+            out = Path(tmp) / "run"
+            wall, peak, code, tail = run_once(out, args.preset, args.sets, args.threads)
+            if code != 0:
+                print(f"run {i + 1}: FAILED with exit code {code}\n{tail}")
+                return 1
+            summary = run_summary(out)
+            if args.keep and i == args.runs - 1:
+                shutil.rmtree(args.keep, ignore_errors=True)
+                shutil.copytree(out, args.keep)
+        walls.append(wall)
+        rss.append(peak)
+        summaries.append(summary)
+        stages = "  ".join(f"{k} {v:.1f}" for k, v in summary["stages"].items())
+        z, g = summary["zoo"], summary["generated"]
+        print(f"run {i + 1}: {wall:6.1f} s wall, peak RSS {peak:6.0f} MB | zoo best {z['best']:.2f} median "
+              f"{z['median']:.2f} | generated best {g['best']:.2f} median {g['median']:.2f} | stages (s): {stages}")
+
+    wall, peak = statistics.median(walls), statistics.median(rss)
+    print(f"\nmedian wall time: {wall:.1f} s  ({wall / TARGET_S:.2f}x of the {TARGET_S:.0f} s target: "
+          f"{'OK' if wall <= TARGET_S else 'OVER'})")
+    print(f"median peak RSS:  {peak:.0f} MB ({peak / TARGET_RSS_MB:.2f}x of the {TARGET_RSS_MB:.0f} MB target: "
+          f"{'OK' if peak <= TARGET_RSS_MB else 'OVER'})")
+    stage_names = list(summaries[0]["stages"])
+    print("median stage seconds: " + "  ".join(
+        f"{s} {statistics.median(x['stages'][s] for x in summaries):.1f}" for s in stage_names))
+
+    print("\nquality (accuracy %, per run)")
+    print(f"{'run':>4} {'zoo best':>9} {'gen best':>9} {'best ok':>8} {'zoo med':>8} {'gen med':>8} {'median ok':>10}")
+    passed = 0
+    for i, s in enumerate(summaries):
+        z, g = s["zoo"], s["generated"]
+        best_ok = g["best"] >= z["best"] - BEST_SLACK
+        median_ok = g["median"] >= z["median"] - MEDIAN_SLACK
+        passed += best_ok and median_ok
+        print(f"{i + 1:>4} {z['best']:9.2f} {g['best']:9.2f} {'yes' if best_ok else 'NO':>8} {z['median']:8.2f} "
+              f"{g['median']:8.2f} {'yes' if median_ok else 'NO':>10}")
+    print(f"quality check (generated best >= zoo best - {BEST_SLACK} and generated median >= zoo median - "
+          f"{MEDIAN_SLACK}): {'PASS' if passed == len(summaries) else 'FAIL'}, {passed} of {len(summaries)} runs")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

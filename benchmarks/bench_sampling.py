@@ -1,0 +1,91 @@
+"""DDIM (50 steps) against DDPM ancestral sampling (all T=1000 steps) on a finished run.
+
+For each sampler: the time to sample N=100 models (latents -> decoded parameter vectors;
+median of 3, same seed each time) and the accuracy of the sampled models on the test split
+(batched evaluation). Prints the speed-up of DDIM (target >= 10x) and the difference of the
+median accuracies (target: within 0.5 points).
+
+Run from the repository root:
+    python -m benchmarks.bench_sampling [RUN_DIR] [--models 100] [--repeats 3] [--ddim-steps 50] [--threads N]
+Without RUN_DIR, the default preset is trained here up to its diffusion stage first.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from pdiff.config import preset, with_overrides
+from pdiff.evaluate import BatchedEvaluator
+from pdiff.pipeline import load_run_config, run_pipeline
+from pdiff.runs import RunDir
+from pdiff.runtime import make_generator, resolve_device
+from pdiff.stages import load_generator, load_task
+
+TARGET_SPEEDUP = 10.0
+TARGET_ACC_DIFF = 0.5
+
+
+def bench(run: RunDir, models: int, repeats: int, ddim_steps: int) -> int:
+    config = load_run_config(run)
+    device = resolve_device(config.device)
+    generator = load_generator(run, config, device)
+    task = load_task(run, config, device)
+    evaluator = BatchedEvaluator(task.model, task.layout, task.dataset.x_test, task.dataset.y_test)
+    timesteps = generator.diffusion.timesteps
+    print(f"run {run.path}: T={timesteps}, latent {generator.denoiser.length}, {models} models, device {device}, "
+          f"{torch.get_num_threads()} threads")
+
+    rows = {}
+    for sampler, label in (("ddim", f"DDIM {ddim_steps} steps"), ("ddpm", f"DDPM {timesteps} steps")):
+        times, params = [], None
+        for _ in range(repeats):
+            start = time.perf_counter()
+            params = generator.sample(models, make_generator(config.seed, device), sampler, ddim_steps).params
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            times.append(time.perf_counter() - start)
+        acc = evaluator.evaluate(params).accuracy
+        rows[sampler] = (label, statistics.median(times), times, acc)
+        print(f"{label:>16}: {statistics.median(times):7.3f} s median of {repeats} "
+              f"({', '.join(f'{t:.3f}' for t in times)}) | accuracy median {acc.median():.2f} "
+              f"mean {acc.mean():.2f} best {acc.max():.2f} min {acc.min():.2f}")
+
+    speedup = rows["ddpm"][1] / rows["ddim"][1]
+    diff = rows["ddim"][3].median().item() - rows["ddpm"][3].median().item()
+    print(f"DDIM speed-up: {speedup:.1f}x ({speedup / TARGET_SPEEDUP:.2f}x of the {TARGET_SPEEDUP:.0f}x target: "
+          f"{'OK' if speedup >= TARGET_SPEEDUP else 'UNDER'})")
+    print(f"median accuracy DDIM - DDPM: {diff:+.2f} points (target within {TARGET_ACC_DIFF}: "
+          f"{'OK' if abs(diff) <= TARGET_ACC_DIFF else 'OUTSIDE'})")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", nargs="?", type=Path, help="a run whose diffusion stage is done (default: train one)")
+    parser.add_argument("--models", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--ddim-steps", type=int, default=50)
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.run is not None:
+        return bench(RunDir(args.run), args.models, args.repeats, args.ddim_steps)
+    with tempfile.TemporaryDirectory(prefix="pdiff-bench-") as tmp:
+        print("training the default preset up to its diffusion stage ...", flush=True)
+        run = run_pipeline(Path(tmp) / "run", with_overrides(preset("digits"), {}), until="diffusion")
+        return bench(run, args.models, args.repeats, args.ddim_steps)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""The analysis stage's artifacts on the tiny run, checked against their definitions."""
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import copy_run, tiny_config
+from torch.testing import assert_close
+
+from pdiff import metrics
+from pdiff.analysis import analyse_run, evaluated_groups
+from pdiff.runs import RunError
+from pdiff.stages import model_groups
+
+
+@pytest.fixture(scope="module")
+def analysis(tiny_run):
+    tensors, meta = tiny_run.load("analysis.safetensors")
+    return tensors, meta
+
+
+def test_one_projection_row_per_model(tiny_run, analysis):
+    tensors, meta = analysis
+    groups = model_groups(tiny_run)
+    assert meta["groups"] == list(groups) and meta["sizes"] == [len(v) for v in groups.values()]
+    for g, params in groups.items():
+        for kind in ("params_pca", "latent_pca"):
+            xy = tensors[f"{g}.{kind}"]
+            assert xy.shape == (len(params), 2), (g, kind)
+            assert torch.isfinite(xy).all()
+        assert f"{g}.params_umap" not in tensors  # analysis.umap=false in the tiny run
+    trajectory = tiny_run.load("generated.safetensors")[0]["trajectory"]
+    assert tensors["trajectory.params_pca"].shape == (trajectory.shape[0], trajectory.shape[1], 2)
+
+
+def test_params_pca_is_one_shared_space(tiny_run, analysis):
+    """All groups are placed by one PCA: the coordinates over all models are centred and the
+    first axis carries at least as much variance as the second."""
+    tensors, meta = analysis
+    xy = torch.cat([tensors[f"{g}.params_pca"] for g in meta["groups"]]).double()
+    assert_close(xy.mean(0), torch.zeros(2, dtype=torch.float64), atol=1e-4, rtol=0)
+    var = xy.var(0)
+    assert var[0] >= var[1] > 0
+
+
+def test_iou_matrix_is_symmetric_with_unit_diagonal(tiny_run, analysis):
+    tensors, meta = analysis
+    iou = tensors["iou"]
+    total = sum(meta["sizes"])
+    assert iou.shape == (total, total)
+    assert_close(iou, iou.T)
+    assert torch.equal(iou.diagonal(), torch.ones(total))
+    assert iou.min() >= 0 and iou.max() <= 1
+    # it is the IoU of the stored predictions, in group order
+    _, pred, labels, _ = evaluated_groups(tiny_run)
+    stacked = torch.cat([pred[g] for g in meta["groups"]])
+    assert_close(iou, metrics.wrong_sets_iou(stacked, labels))
+
+
+def test_max_iou_to_zoo_excludes_self_for_the_zoo(tiny_run, analysis):
+    tensors, meta = analysis
+    k = meta["sizes"][0]
+    zoo_block = tensors["iou"][:k, :k].clone()
+    zoo_block.fill_diagonal_(-1)
+    assert_close(tensors["zoo.max_iou"], zoo_block.max(1).values)
+    assert (tensors["zoo.max_iou_index"] != torch.arange(k)).all()
+    n_zoo = meta["sizes"][0]
+    start = n_zoo
+    n_gen = meta["sizes"][1]
+    assert_close(tensors["generated.max_iou"], tensors["iou"][start:start + n_gen, :n_zoo].max(1).values)
+
+
+def exact_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(Na, Nb) L2 distances from explicit differences in float64 (cdist's matmul form is not
+    precise enough for checkpoints a few hundredths apart)."""
+    return (a.double()[:, None] - b.double()[None]).norm(dim=-1)
+
+
+def test_zoo_nearest_neighbour_excludes_self(tiny_run, analysis):
+    tensors, _ = analysis
+    zoo = model_groups(tiny_run)["zoo"].float()
+    dist, index = tensors["zoo.nn_distance"], tensors["zoo.nn_index"]
+    assert (dist > 0).all()  # with self excluded, no checkpoint is at distance 0 from itself
+    assert (index != torch.arange(len(zoo))).all()
+    d = exact_distances(zoo, zoo)
+    d.fill_diagonal_(float("inf"))
+    assert_close(dist.double(), d.min(1).values, atol=1e-5, rtol=1e-4)
+    gen = model_groups(tiny_run)["generated"].float()
+    assert_close(tensors["generated.nn_distance"].double(), exact_distances(gen, zoo).min(1).values,
+                 atol=1e-5, rtol=1e-4)
+    assert tensors["generated.neighbours"].shape == (len(gen), 3)
+    assert torch.equal(tensors["generated.neighbours"][:, 0], tensors["generated.nn_index"])
+
+
+def test_scorecard_has_every_group_with_consistent_numbers(tiny_run, analysis):
+    tensors, meta = analysis
+    card = meta["scorecard"]
+    assert {"zoo", "generated", "gaussian", "averaged-16", "noise-abs-0.01", "noise-rel-0.1",
+            "ae-reconstruction", "decoder-only"} <= set(card)
+    accuracy = evaluated_groups(tiny_run)[0]
+    for g, row in card.items():
+        summary = metrics.accuracy_summary(accuracy[g])
+        assert row["n"] == summary["n"] and row["median"] == pytest.approx(summary["median"])
+        lo, hi = row["mean_ci"]
+        assert lo <= row["mean"] <= hi
+        assert row["novelty_median"] == pytest.approx(1 - row["max_iou_median"])
+        assert row["max_iou_median"] == pytest.approx(tensors[f"{g}.max_iou"].median().item())
+        assert "ensemble_gain" in row
+
+
+def test_missing_predictions_is_a_clear_run_error(tiny_run, tmp_path):
+    run = copy_run(tiny_run, tmp_path / "no-predictions")
+    tensors, meta = run.load("evaluation.safetensors")
+    del tensors["generated.predictions"]
+    run.save("evaluation.safetensors", tensors, meta)
+    with pytest.raises(RunError, match=r"lacks predictions \(generated\).*--force evaluate") as info:
+        analyse_run(run, tiny_config(), torch.device("cpu"))
+    assert "\n" not in str(info.value)

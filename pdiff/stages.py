@@ -120,6 +120,7 @@ def collect(ctx: "StageContext") -> dict[str, Any]:
         generator = make_generator(ctx.seed + 7919 * s)
         model = build_classifier(config.classifier.arch, dataset.input_shape, dataset.num_classes).to(ctx.device)
         target = select_target(model, config.collect.target)
+        _check_shared_base(model, target, seeds)  # before any training: fail fast
         train_classifier(model, dataset, config.classifier, generator,
                          lambda d, t, i: ctx.progress(d, t, {"phase": f"classifier {s + 1}/{seeds}", **i}), config.precision)
         base_acc.append(_accuracy(model, dataset, ctx.device))  # the classifier, before collection
@@ -131,7 +132,6 @@ def collect(ctx: "StageContext") -> dict[str, Any]:
         vectors.append(zoo.params)
         steps.append(zoo.steps)
         seed_index.append(torch.full((count,), s))
-    _check_shared_base(model, base_state, zoo.layout, seeds)
     params = torch.cat(vectors)
     heldout = heldout_mask(len(params), config.collect.heldout_every)
     evaluator = BatchedEvaluator(_with_state(model, base_state), zoo.layout, dataset.x_test, dataset.y_test)
@@ -150,12 +150,11 @@ def _with_state(model: nn.Module, state: dict[str, torch.Tensor]) -> nn.Module:
     return model.eval()
 
 
-def _check_shared_base(model: nn.Module, base: dict[str, torch.Tensor], layout: ParamLayout, seeds: int) -> None:
+def _check_shared_base(model: nn.Module, target: list[str], seeds: int) -> None:
     """With several seeds the non-target weights differ, so only whole-network targets make sense."""
     if seeds == 1:
         return
-    rest = [k for k in model.state_dict() if k not in set(layout.names)
-            and not k.endswith("num_batches_tracked")]
+    rest = [k for k in model.state_dict() if k not in set(target) and not k.endswith("num_batches_tracked")]
     if rest:
         raise RunError(f"collect.seeds > 1 needs a target covering every parameter and no buffers "
                        f"(models from different seeds share nothing else); not covered: {', '.join(rest[:4])}")

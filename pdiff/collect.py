@@ -7,7 +7,7 @@ the network, which is what lets evaluation share that rest across all models.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Iterator
 
 import torch
 from torch import nn
@@ -18,8 +18,7 @@ from .config import ClassifierConfig, CollectConfig
 from .data import Dataset
 from .params import ParamLayout, layout_of, read_vector
 from .runtime import autocast
-
-Progress = Callable[[int, int, dict], None]
+from .training import Progress
 
 
 @dataclass
@@ -52,6 +51,18 @@ def _batches(dataset: Dataset, batch_size: int, generator: torch.Generator,
             yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
 
 
+def _cross_entropy_step(net: nn.Module, optimizer: torch.optim.Optimizer, batch: tuple[torch.Tensor, torch.Tensor],
+                        device: torch.device, precision: str) -> torch.Tensor:
+    """One optimizer step on the classification loss; the forward pass under optional autocast."""
+    x, y = batch
+    with autocast(device, precision):
+        loss = F.cross_entropy(net(x), y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss
+
+
 def train_classifier(model: nn.Module, dataset: Dataset, config: ClassifierConfig, generator: torch.Generator,
                      progress: Progress | None = None, precision: str = "fp32") -> nn.Module:
     """Plain SGD with momentum and cosine decay; the model is returned in eval mode."""
@@ -65,12 +76,7 @@ def train_classifier(model: nn.Module, dataset: Dataset, config: ClassifierConfi
     net = distributed.ddp(model)
     model.train()
     for step in range(total):
-        x, y = next(batches)
-        with autocast(device, precision):
-            loss = F.cross_entropy(net(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        loss = _cross_entropy_step(net, optimizer, next(batches), device, precision)
         schedule.step()
         if progress is not None and ((step + 1) % per_epoch == 0 or step + 1 == total):
             progress(step + 1, total, {"loss": loss.item()})
@@ -97,12 +103,7 @@ def collect_checkpoints(model: nn.Module, dataset: Dataset, target: list[str], c
     vectors, steps = [], []
     for k in range(count):
         for _ in range(config.steps_per_checkpoint):
-            x, y = next(batches)
-            with autocast(device, precision):
-                loss = F.cross_entropy(net(x), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            loss = _cross_entropy_step(net, optimizer, next(batches), device, precision)
         vectors.append(read_vector(model, layout).cpu())
         steps.append((k + 1) * config.steps_per_checkpoint)
         if progress is not None:

@@ -8,7 +8,7 @@ scorecard (one row per group) is also kept as JSON metadata for the CLI, the app
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -17,9 +17,8 @@ from .config import RunConfig
 from .projection import PCABasis, fit_projection
 from .runs import RunDir, RunError
 from .runtime import make_generator
-
-Progress = Callable[[int, int, dict], None]
-EVALUATION, ANALYSIS, GENERATED = "evaluation.safetensors", "analysis.safetensors", "generated.safetensors"
+from .stages import ANALYSIS, EVALUATION, GENERATED, load_generator, model_groups
+from .training import Progress
 
 
 def evaluated_groups(run: RunDir) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor, dict]:
@@ -38,8 +37,6 @@ def evaluated_groups(run: RunDir) -> tuple[dict[str, torch.Tensor], dict[str, to
 def analyse_run(run: RunDir, config: RunConfig, device: torch.device, progress: Progress | None = None) -> dict[str, Any]:
     """Compute and store every analysis of a finished evaluation; returns the generated row."""
     report = progress or (lambda *_: None)
-    from .stages import model_groups
-
     acc, pred, labels, meta = evaluated_groups(run)
     params = model_groups(run)
     names = list(acc)
@@ -94,8 +91,6 @@ def _projections(run: RunDir, config: RunConfig, params: dict[str, torch.Tensor]
     Parameters are z-scored per coordinate over all groups first, so the head's large weights do
     not drown the normalization layers. The parameter PCA also places the denoising trajectory.
     """
-    from .stages import load_generator
-
     stacked = torch.cat([params[g].double() for g in names])
     mean, std = stacked.mean(0), stacked.std(0, correction=0)
     std = torch.where(std > 0, std, torch.ones_like(std))

@@ -8,7 +8,6 @@ test set once, and only the suffix runs per model, many models at a time through
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import nn
@@ -17,8 +16,7 @@ from torch.func import functional_call, vmap
 from . import distributed
 from .params import ParamLayout, write_vector
 from .runtime import autocast
-
-Progress = Callable[[int, int, dict], None]
+from .training import Progress
 CPU_PASS_BYTES = 8 * 2**20  # suffix input activations per pass on a CPU: about a cache's worth
 
 

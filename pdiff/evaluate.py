@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from . import distributed
-from .batched_stages import plan_stages, run_stages, uses_vmap
+from .batched_stages import convolves_per_model, plan_stages, run_stages
 from .params import ParamLayout, write_vector
 from .runtime import autocast
 from .training import Progress
@@ -79,30 +79,35 @@ class BatchedEvaluator:
         self.labels = y_test.to(self.device)
         self.model = model.eval()
         prefix, self.suffix = split_shared_prefix(model, layout.names)
-        self.plans = plan_stages(list(zip(self.suffix.names, self.suffix.stages)), layout.names)
+        self.plans = plan_stages(list(zip(self.suffix.names, self.suffix.stages)), layout.names,
+                                 per_model_convs=self.device.type == "cpu")
         self.batch_size = batch_size or len(y_test)
         with torch.no_grad():  # the shared prefix: once for all models
             self.features = torch.cat([prefix(x_test[i:i + self.batch_size].to(self.device))
                                        for i in range(0, len(y_test), self.batch_size)])
-        if self.features.dim() == 4 and not uses_vmap(self.plans):
+        if self.features.dim() == 4 and not convolves_per_model(self.plans):
             # channels innermost: the per-model BatchNorm pass then runs along contiguous
-            # per-channel scales (3x faster on the digits suffix); vmapped convolutions keep NCHW
+            # per-channel scales (3x faster on the digits suffix); per-model convolutions keep NCHW
             self.features = self.features.contiguous(memory_format=torch.channels_last)
         state = dict(model.named_parameters()) | dict(model.named_buffers())
         self.fixed = {k: v.detach() for k, v in state.items() if k not in set(layout.names)}
         self.chunk_size = chunk_size or self._auto_chunk()
 
     def _auto_chunk(self) -> int:
-        """Models per pass, from the size of one model's activations on the test batch.
+        """Models per pass, from the size of one model's largest activation on the test batch.
 
         On a GPU: as many as fit in a quarter of the free memory (with 8x headroom for the
-        suffix's intermediate tensors). On a CPU small passes win, because their activations
-        stay in cache: on the default digits run (one thread), 7 models per pass took 0.080 s
-        for 500 models, 1 per pass 0.164 s (per-pass overhead) and 60 per pass 0.32 s.
+        tensors inside a stage). On a CPU small passes win, because their activations stay in
+        cache: on the default digits run (one thread), 7 models per pass took 0.080 s for 500
+        models, 1 per pass 0.164 s (per-pass overhead) and 60 per pass 0.32 s.
         """
+        x = self.features[: min(8, len(self.features))]
+        largest = x[0].numel()
         with torch.no_grad():
-            probe = self.suffix(self.features[: min(8, len(self.features))])
-        per_sample = max(self.features[0].numel(), probe[0].numel()) * 4  # bytes
+            for stage in self.suffix.stages:
+                x = stage(x)
+                largest = max(largest, x[0].numel())
+        per_sample = largest * 4  # bytes
         per_model = per_sample * min(self.batch_size, len(self.features))
         if self.device.type == "cuda":
             free, _ = torch.cuda.mem_get_info(self.device)

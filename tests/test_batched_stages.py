@@ -9,7 +9,7 @@ from torch import nn
 from torch.func import functional_call
 from torch.testing import assert_close
 
-from pdiff.batched_stages import BATCHNORM, LINEAR, RELU, SHARED, VMAP, plan_stages, run_stages
+from pdiff.batched_stages import BATCHNORM, LINEAR, PER_MODEL, RELU, SHARED, VMAP, plan_stages, run_stages
 from pdiff.classifiers import build_classifier
 from pdiff.evaluate import leaf_stages
 
@@ -32,9 +32,9 @@ def _stacked(net: nn.Module, names: list[str], m: int, seed: int = 0) -> dict[st
     return copies
 
 
-def _run(net: nn.Sequential, names: list[str], x: torch.Tensor, m: int = 4):
+def _run(net: nn.Sequential, names: list[str], x: torch.Tensor, m: int = 4, per_model_convs: bool = False):
     net.eval()
-    plans = plan_stages(leaf_stages(net), names)
+    plans = plan_stages(leaf_stages(net), names, per_model_convs)
     stacked = _stacked(net, names, m)
     state = dict(net.named_parameters()) | dict(net.named_buffers())
     fixed = {k: v.detach() for k, v in state.items() if k not in names}
@@ -97,6 +97,18 @@ def test_other_stages_run_through_vmap_and_shared_stages_once():
     plans, batched, loop = _run(net, ["0.weight", "2.weight", "4.bias"], torch.randn(5, 2, 4, 4))
     assert [p.kind for p in plans] == [VMAP, RELU, VMAP, SHARED, LINEAR]
     assert_close(batched, loop, rtol=1e-4, atol=1e-5)
+
+
+def test_from_a_per_model_convolution_on_every_stage_runs_one_model_at_a_time():
+    net = nn.Sequential(nn.Linear(4, 16), nn.Unflatten(1, (1, 4, 4)), nn.Conv2d(1, 3, 3, padding=1),
+                        _trained_bn(nn.BatchNorm2d(3), (8, 3, 4, 4)), nn.ReLU(), nn.Flatten(), nn.Linear(48, 2))
+    plans, batched, loop = _run(net, ["0.bias", "2.weight", "3.weight", "6.weight"], torch.randn(5, 4),
+                                per_model_convs=True)
+    assert [p.kind for p in plans] == [LINEAR, SHARED, PER_MODEL, BATCHNORM, RELU, SHARED, LINEAR]
+    assert_close(batched, loop)
+    plans, batched, loop = _run(net, ["2.weight", "6.bias"], torch.randn(5, 4), per_model_convs=True)
+    assert plans[2].kind == PER_MODEL
+    assert_close(batched, loop)
 
 
 def test_shared_input_is_never_written():

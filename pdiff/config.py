@@ -294,6 +294,7 @@ def validate(config: RunConfig) -> None:
         raise ConfigError(f"sample.sampler must be 'ddpm' or 'ddim', got {config.sample.sampler!r}")
     if config.sample.ddim_steps > d.timesteps:
         raise ConfigError(f"sample.ddim_steps ({config.sample.ddim_steps}) cannot exceed diffusion.timesteps ({d.timesteps})")
+    _validate_zoo_size(config.collect)
     if config.collect.optimizer not in ("sgd", "adamw"):
         raise ConfigError(f"collect.optimizer must be 'sgd' or 'adamw', got {config.collect.optimizer!r}")
     if not config.autoencoder.channels or not config.diffusion.channels:
@@ -304,6 +305,18 @@ def validate(config: RunConfig) -> None:
         raise ConfigError(f"precision must be 'fp32' or 'bf16', got {config.precision!r}")
     if config.device not in ("auto", "cpu") and not config.device.startswith("cuda"):
         raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {config.device!r}")
+
+
+def _validate_zoo_size(collect: CollectConfig) -> None:
+    """Every seed contributes checkpoints, and the autoencoder has at least one to train on."""
+    k = collect.num_checkpoints
+    if collect.seeds > k:
+        raise ConfigError(f"collect.seeds ({collect.seeds}) cannot exceed collect.num_checkpoints ({k}): "
+                          "each seed contributes checkpoints")
+    held = k // collect.heldout_every if collect.heldout_every else 0
+    if held == k:
+        raise ConfigError(f"collect.heldout_every={collect.heldout_every} holds out all {k} checkpoints, "
+                          "leaving none to train on; use 0 (none held out) or a larger value")
 
 
 def config_to_dict(config: RunConfig) -> dict[str, Any]:

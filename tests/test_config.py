@@ -112,23 +112,10 @@ def test_cross_field_validation():
     assert with_overrides(RunConfig(), {"sample.sampler": "ddim"}).sample.sampler == "ddim"
 
 
-def test_presets_and_unknown_preset_lists_valid_ones():
-    assert preset("digits") == RunConfig()
-    paper = preset("paper")
-    assert paper.autoencoder.channels == (64, 128, 256, 256, 32) and paper.diffusion.channels == (64, 128, 256, 512)
-    with pytest.raises(ConfigError, match=r"unknown preset 'imagenet'; valid presets: .*digits.*paper"):
-        preset("imagenet")
-
-
-def test_unknown_dataset_and_classifier_list_valid_names():
-    with pytest.raises(ConfigError, match=r"unknown dataset 'nope'; valid datasets: .*digits"):
-        load_dataset(DataConfig(name="nope"))
-    with pytest.raises(ConfigError, match=r"unknown classifier 'nope'; valid classifiers: .*cnn.*mlp"):
-        build_classifier("nope", (1, 8, 8), 10)
-
-
-def test_describe_keys_covers_every_leaf_and_parses_back():
-    lines = describe_keys()
-    assert "autoencoder.steps=1200" in lines and "analysis.umap=true" in lines
-    overrides = parse_set(lines)
-    assert with_overrides(RunConfig(), overrides) == RunConfig()  # the listed defaults are the defaults
+def test_zoo_size_is_checked_against_the_stages_that_need_checkpoints():
+    with pytest.raises(ConfigError, match=r"collect.seeds \(5\) cannot exceed collect.num_checkpoints \(4\)"):
+        with_overrides(RunConfig(), {"collect.num_checkpoints": 4, "collect.seeds": 5})
+    with pytest.raises(ConfigError, match=r"heldout_every=1 holds out all 10 checkpoints, leaving none"):
+        with_overrides(RunConfig(), {"collect.num_checkpoints": 10, "collect.heldout_every": 1})
+    assert with_overrides(RunConfig(), {"collect.num_checkpoints": 2, "collect.heldout_every": 2}).collect.heldout_every == 2
+    assert with_overrides(RunConfig(), {"collect.num_checkpoints": 1}).collect.num_checkpoints == 1  # the paper's K=1

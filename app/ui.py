@@ -26,6 +26,11 @@ def intro(text: str) -> None:
     st.markdown(f"<div style='color:#555'>{text}</div>", unsafe_allow_html=True)
 
 
+def number(value: float | None, fmt: str) -> str:
+    """A metric's text; undefined values (None in the scorecard) show as a dash."""
+    return "–" if value is None else format(value, fmt)
+
+
 @contextlib.contextmanager
 def guard(run: RunDir | None = None) -> Iterator[None]:
     """Turn a missing, damaged or partial run file into a message instead of a traceback; the

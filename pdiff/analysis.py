@@ -8,6 +8,8 @@ scorecard (one row per group) is also kept as JSON metadata for the CLI, the app
 """
 from __future__ import annotations
 
+import math
+
 from typing import Any
 
 import torch
@@ -60,7 +62,8 @@ def analyse_run(run: RunDir, config: RunConfig, device: torch.device, progress: 
         out[f"{g}.nn_distance"], out[f"{g}.nn_index"] = dist, index
         out[f"{g}.neighbours"] = _k_nearest(params[g].float(), zoo_params, 3, exclude)
         agree = metrics.prediction_agreement(pred[g], pred["zoo"])  # (N_g, K)
-        out[f"{g}.nn_agreement"] = agree.gather(1, index[:, None])[:, 0]
+        found = index >= 0  # a lone zoo model has no neighbour (index -1): NaN agreement
+        out[f"{g}.nn_agreement"] = agree.gather(1, index.clamp(min=0)[:, None])[:, 0].where(found, float("nan"))
 
     report(2, 3, {"phase": "projections"})
     out |= _projections(run, config, params, names, device)
@@ -125,12 +128,19 @@ def _scorecard(names: list[str], acc: dict[str, torch.Tensor], out: dict[str, to
         gen = make_generator(config.seed)
         row["mean_ci"] = list(metrics.bootstrap_ci(a, config.analysis.bootstrap, generator=gen))
         row["median_ci"] = list(metrics.bootstrap_ci(a, config.analysis.bootstrap, generator=gen, stat="median"))
-        row["max_iou_median"] = out[f"{g}.max_iou"].median().item()
-        row["novelty_median"] = 1.0 - row["max_iou_median"]
-        row["nn_distance_median"] = out[f"{g}.nn_distance"].median().item()
-        row["nn_agreement_median"] = out[f"{g}.nn_agreement"].median().item()
+        max_iou = _median_or_none(out[f"{g}.max_iou"])
+        row["max_iou_median"] = max_iou
+        row["novelty_median"] = None if max_iou is None else 1.0 - max_iou
+        row["nn_distance_median"] = _median_or_none(out[f"{g}.nn_distance"])
+        row["nn_agreement_median"] = _median_or_none(out[f"{g}.nn_agreement"])
         if g in ensembles:
             row["ensemble_accuracy"] = ensembles[g]
             row["ensemble_gain"] = ensembles[g] - row["mean"]
         card[g] = row
     return card
+
+
+def _median_or_none(values: torch.Tensor) -> float | None:
+    """The median, or None (JSON null) where it is undefined: a lone zoo model has no neighbour."""
+    value = values.median().item()
+    return None if math.isnan(value) else value

@@ -153,14 +153,24 @@ def max_similarity(similarity: Tensor, exclude_self: bool = False) -> tuple[Tens
     """Row-wise max of a (Na, Nref) similarity matrix and its column index.
 
     `exclude_self=True` means rows and columns are the same models (a square matrix), so the
-    diagonal, a model's similarity to itself, is ignored.
+    diagonal, a model's similarity to itself, is ignored. A lone model (a 1 x 1 matrix, K = 1)
+    then has no other model to compare with: its value is NaN and its index -1.
     """
     if exclude_self:
         _check_square(similarity.shape[0], similarity.shape[1])
+        if similarity.shape[0] == 1:
+            return _no_neighbour(similarity)
         similarity = similarity.clone()
         similarity.fill_diagonal_(float("-inf"))
     values, index = similarity.max(dim=1)
     return values, index
+
+
+def _no_neighbour(x: Tensor) -> tuple[Tensor, Tensor]:
+    """(NaN, -1) for each row of x: the value and index of a neighbour that does not exist."""
+    n = x.shape[0]
+    return (torch.full((n,), float("nan"), dtype=torch.float32, device=x.device),
+            torch.full((n,), -1, dtype=torch.long, device=x.device))
 
 
 def max_iou_to_zoo(iou: Tensor, exclude_self: bool = False) -> tuple[Tensor, Tensor]:
@@ -176,8 +186,6 @@ def novelty(iou: Tensor, exclude_self: bool = False) -> Tensor:
 def _check_square(n_rows: int, n_cols: int) -> None:
     if n_rows != n_cols:
         raise ValueError(f"exclude_self needs the models compared with themselves, got {n_rows} x {n_cols}")
-    if n_rows < 2:
-        raise ValueError("exclude_self needs at least two models: one has no neighbour but itself")
 
 
 def nearest_neighbour(x: Tensor, ref: Tensor, exclude_self: bool = False,
@@ -187,10 +195,13 @@ def nearest_neighbour(x: Tensor, ref: Tensor, exclude_self: bool = False,
     `exclude_self=True` means `x` is `ref`: the diagonal is skipped, so a model is never its own
     neighbour (an exact duplicate elsewhere in `ref` still gives distance 0). The search uses
     `torch.cdist` in chunks of `chunk` rows (fast matmul form); the reported distance is then
-    recomputed directly from the two vectors, so duplicates give exactly 0.
+    recomputed directly from the two vectors, so duplicates give exactly 0. A lone model
+    (`exclude_self` with one row) has no neighbour: distance NaN, index -1.
     """
     if exclude_self:
         _check_square(x.shape[0], ref.shape[0])
+        if x.shape[0] == 1:
+            return _no_neighbour(x)
     index = torch.empty(x.shape[0], dtype=torch.long, device=x.device)
     for start in range(0, x.shape[0], chunk):
         d = torch.cdist(x[start:start + chunk], ref)  # (c, Nr)

@@ -95,3 +95,12 @@ def tiny_run(tmp_path_factory):
 
     path = tmp_path_factory.mktemp("runs") / "tiny"
     return run_pipeline(path, tiny_config())
+
+
+@pytest.fixture(scope="session")
+def lone_zoo_run(tmp_path_factory):
+    """A finished micro run whose zoo is a single checkpoint (the paper's K = 1). Read only."""
+    from pdiff.pipeline import run_pipeline
+
+    path = tmp_path_factory.mktemp("runs") / "lone"
+    return run_pipeline(path, micro_config(**{"collect.num_checkpoints": 1}))

@@ -115,3 +115,16 @@ def test_missing_predictions_is_a_clear_run_error(tiny_run, tmp_path):
     with pytest.raises(RunError, match=r"lacks predictions \(generated\).*--force evaluate") as info:
         analyse_run(run, tiny_config(), torch.device("cpu"))
     assert "\n" not in str(info.value)
+
+
+def test_a_one_checkpoint_zoo_has_no_zoo_neighbour_but_everything_else_is_analysed(lone_zoo_run):
+    tensors, meta = lone_zoo_run.load("analysis.safetensors")
+    assert meta["sizes"][0] == 1
+    assert torch.isnan(tensors["zoo.max_iou"]).all() and tensors["zoo.max_iou_index"].tolist() == [-1]
+    assert torch.isnan(tensors["zoo.nn_distance"]).all() and torch.isnan(tensors["zoo.nn_agreement"]).all()
+    assert tensors["zoo.neighbours"].shape == (1, 0)
+    card = meta["scorecard"]
+    assert card["zoo"]["max_iou_median"] is None and card["zoo"]["nn_distance_median"] is None
+    # every generated model's nearest zoo model is the lone checkpoint, and its IoU is defined
+    assert tensors["generated.max_iou_index"].eq(0).all() and not torch.isnan(tensors["generated.max_iou"]).any()
+    assert card["generated"]["max_iou_median"] == pytest.approx(tensors["generated.max_iou"].median().item())

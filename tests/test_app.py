@@ -332,6 +332,17 @@ def test_partial_run_says_what_is_missing(monkeypatch, root):
         assert any("the **analyse** stage has not run yet" in i.value for i in at.info), page
 
 
+def test_a_one_checkpoint_zoo_renders_every_page(monkeypatch, tmp_path, lone_zoo_run):
+    """K = 1: the zoo has no neighbour of its own, so its similarity numbers show as a dash."""
+    clone_run(lone_zoo_run.path, tmp_path, "lone")
+    at = open_app(monkeypatch, tmp_path, run="lone")
+    for page in CHARTS:
+        show(at, page)
+        assert not at.error, (page, [e.value for e in at.error])
+    show(at, "similarity")
+    assert metrics(at)["zoo: median max IoU to zoo"] == "–"
+
+
 def test_run_outside_root_is_refused(monkeypatch, root):
     at = open_app(monkeypatch, root, run="../etc")
     assert any("not a folder directly under the runs root" in w.value for w in at.sidebar.warning)

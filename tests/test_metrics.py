@@ -143,3 +143,13 @@ def test_ensemble_gain():
     p1 = torch.tensor([[0.9, 0.1], [0.9, 0.1], [0.4, 0.6], [0.4, 0.6]])
     p2 = p1.flip(0)
     assert metrics.ensemble_gain((p1 + p2) / 2, labels, torch.tensor([50.0, 50.0])) == pytest.approx(50.0)
+
+
+def test_a_lone_model_has_no_neighbour_when_self_is_excluded():
+    """K = 1 (the paper's smallest zoo): the zoo's own max IoU and nearest neighbour are undefined."""
+    values, index = metrics.max_iou_to_zoo(torch.ones(1, 1), exclude_self=True)
+    assert torch.isnan(values).all() and index.tolist() == [-1]
+    dist, idx = metrics.nearest_neighbour(torch.randn(1, 4), torch.randn(1, 4), exclude_self=True)
+    assert torch.isnan(dist).all() and idx.tolist() == [-1]
+    with pytest.raises(ValueError, match="the models compared with themselves"):
+        metrics.nearest_neighbour(torch.randn(2, 4), torch.randn(3, 4), exclude_self=True)

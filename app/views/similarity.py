@@ -23,11 +23,12 @@ with ui.guard(run):
 
         cols = st.columns(3)
         for col, g in zip(cols, [g for g in ("zoo", "generated") if g in card]):
-            col.metric(f"{g}: median max IoU to zoo", f"{card[g]['max_iou_median']:.3f}")
+            col.metric(f"{g}: median max IoU to zoo", ui.number(card[g]["max_iou_median"], ".3f"),
+                       help="None for a zoo of one checkpoint: it has no other zoo model to compare with.")
         if "generated" in card:
-            cols[2].metric("generated: median NN distance", f"{card['generated']['nn_distance_median']:.3f}",
-                           delta=f"{card['generated']['nn_distance_median'] - card['zoo']['nn_distance_median']:+.3f}"
-                                 " vs zoo->zoo", delta_color="off")
+            gen_nn, zoo_nn = card["generated"]["nn_distance_median"], card["zoo"]["nn_distance_median"]
+            cols[2].metric("generated: median NN distance", ui.number(gen_nn, ".3f"),
+                           delta=None if zoo_nn is None else f"{gen_nn - zoo_nn:+.3f} vs zoo->zoo", delta_color="off")
 
         st.subheader("IoU of wrong predictions, ordered by group")
         c1, c2 = st.columns([3, 1])

@@ -32,6 +32,7 @@ from .analysis import evaluated_groups
 from .config import ConfigError, RunConfig, config_hash, config_to_dict, preset, with_overrides
 from .evaluate import BatchedEvaluator
 from .pipeline import STAGE_NAMES, load_run_config, prepare_run, run_pipeline
+from .report import text_table
 from .runs import RunDir, RunError
 from .runtime import make_generator, resolve_device
 from .stages import AUTOENCODER, BASE, DENOISER, ZOO, load_generator, load_task, model_groups
@@ -339,11 +340,7 @@ def format_table(rows: Sequence[Row], columns: Mapping[str, str | tuple[str, int
     columns = dict(columns) if isinstance(columns, Mapping) else {c: c for c in columns}
     spec = {key: (title, digits) if isinstance(title, str) else tuple(title) for key, title in columns.items()}
     header = [title for title, _ in spec.values()]
-    body = [[_cell(row, key, places) for key, (_, places) in spec.items()] for row in rows]
-    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
-             for r in [header, *body]]
-    return "\n".join([lines[0], "-" * len(lines[0]), *lines[1:]])
+    return text_table(header, [[_cell(row, key, places) for key, (_, places) in spec.items()] for row in rows])
 
 
 def _cell(row: Row, key: str, digits: int) -> str:

@@ -27,6 +27,11 @@ def format_table(card: dict[str, dict[str, Any]]) -> str:
     columns = COLUMNS + [c for c in ANALYSIS_COLUMNS if any(c[0] in row for row in card.values())]
     header = ["group"] + [title for _, title, _ in columns]
     rows = [[group] + [_cell(row.get(key), fmt) for key, _, fmt in columns] for group, row in card.items()]
+    return text_table(header, rows)
+
+
+def text_table(header: list[str], rows: list[list[str]]) -> str:
+    """Fixed-width text: the first column left-aligned, the rest right-aligned, a rule under the header."""
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(r, widths)))
              for r in [header, *rows]]

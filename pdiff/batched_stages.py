@@ -77,9 +77,10 @@ def plan_stages(named_stages: list[tuple[str, nn.Module]], targets: list[str],
     return plans
 
 
-def convolves_per_model(plans: list[StagePlan]) -> bool:
-    """Whether any stage runs a model's own convolution (which wants NCHW activations)."""
-    return any(p.kind in (VMAP, PER_MODEL) for p in plans)
+def all_direct(plans: list[StagePlan]) -> bool:
+    """Whether every stage runs shared or in a direct batched form (no vmap, no per-model pass):
+    only then do channels-last activations pay off, convolutions want NCHW."""
+    return not any(p.kind in (VMAP, PER_MODEL) for p in plans)
 
 
 def _stage_tensors(plan: StagePlan, per_model: Tensors, fixed: Tensors) -> tuple[Tensors, Tensors]:

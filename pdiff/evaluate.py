@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from . import distributed
-from .batched_stages import convolves_per_model, plan_stages, run_stages
+from .batched_stages import all_direct, plan_stages, run_stages
 from .params import ParamLayout, write_vector
 from .runtime import autocast
 from .training import Progress
@@ -85,9 +85,9 @@ class BatchedEvaluator:
         with torch.no_grad():  # the shared prefix: once for all models
             self.features = torch.cat([prefix(x_test[i:i + self.batch_size].to(self.device))
                                        for i in range(0, len(y_test), self.batch_size)])
-        if self.features.dim() == 4 and not convolves_per_model(self.plans):
+        if self.features.dim() == 4 and all_direct(self.plans):
             # channels innermost: the per-model BatchNorm pass then runs along contiguous
-            # per-channel scales (3x faster on the digits suffix); per-model convolutions keep NCHW
+            # per-channel scales (3x faster on the digits suffix)
             self.features = self.features.contiguous(memory_format=torch.channels_last)
         state = dict(model.named_parameters()) | dict(model.named_buffers())
         self.fixed = {k: v.detach() for k, v in state.items() if k not in set(layout.names)}

@@ -71,8 +71,12 @@ def load_generator(run: RunDir, config: RunConfig, device: torch.device, with_de
     autoencoder = ParamAutoencoder(ae_meta["dim"], config.autoencoder)
     autoencoder.load_state_dict(_strip(ae_state, "model."))
     normalizer = Normalizer.from_state(_strip(ae_state, "normalizer."))
-    stats = LatentStats(ae_state["latent.mean"], ae_state["latent.scale"],
-                        ae_state.get("latent.low"), ae_state.get("latent.high"))
+    low, high = ae_state.get("latent.low"), ae_state.get("latent.high")
+    if low is None or high is None:  # saved before sampling clipped x0: refit the bounds, or clip_x0 does nothing
+        with torch.no_grad():
+            refit = LatentStats.fit(autoencoder.eval().encode(normalizer.normalize(training_rows(run)).float()))
+        low, high = refit.low, refit.high
+    stats = LatentStats(ae_state["latent.mean"], ae_state["latent.scale"], low, high)
     d = config.diffusion
     denoiser = ConvDenoiser(config.autoencoder.latent_dim, d.channels, d.kernel, d.time_dim)
     if with_denoiser:

@@ -71,6 +71,17 @@ def test_tiny_run_loaders_rebuild_the_objects(tiny_run):
     assert list(groups)[:2] == ["zoo", "generated"] and "gaussian" in groups
 
 
+def test_latent_bounds_missing_from_an_older_autoencoder_file_are_refit(tiny_run, tmp_path):
+    """Autoencoders saved before x0-clipping have no latent bounds; loading refits them, so
+    clip_x0 is not silently off for a run (or a notebook grid) that reuses such a file."""
+    run = copy_run(tiny_run, tmp_path / "old")
+    state, meta = run.load("autoencoder.safetensors")
+    run.save("autoencoder.safetensors", {k: v for k, v in state.items() if k not in ("latent.low", "latent.high")}, meta)
+    stats = load_generator(run, tiny_config(), torch.device("cpu")).stats
+    torch.testing.assert_close(stats.low, state["latent.low"])
+    torch.testing.assert_close(stats.high, state["latent.high"])
+
+
 def test_every_artifact_round_trips_exactly(tiny_run, tmp_path):
     copy = RunDir(tmp_path / "copy")
     for name in ARTIFACTS:

@@ -1,10 +1,10 @@
-"""Batched evaluation (shared prefix once + vmap over the suffix) against the reference loop.
+"""Batched evaluation (shared prefix once + batched suffix stages) against the reference loop.
 
 500 parameter vectors (a run's zoo, cycled, plus small Gaussian noise so no two are equal) are
 evaluated on the digits test split by `BatchedEvaluator` (construction included: the shared
 prefix is part of its cost) and by `evaluate_loop` (copy each vector into the model, run the whole
-network). Prints the median of 3 timings of each, the speed-up (target >= 5x) and whether the
-predictions are identical.
+network). Prints how each suffix stage runs (see pdiff/batched_stages.py), the median of 3
+timings of each, the speed-up (target >= 5x) and whether the predictions are identical.
 
 Run from the repository root:
     python -m benchmarks.bench_evaluate [RUN_DIR] [--models 500] [--repeats 3] [--arch cnn] [--threads N]
@@ -78,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         evaluator = BatchedEvaluator(task.model, task.layout, x, y, config.evaluate.chunk_size, config.evaluate.batch_size)
         return evaluator.evaluate(vectors), evaluator.chunk_size
 
+    plans = BatchedEvaluator(task.model, task.layout, x, y).plans
+    print("suffix stages: " + ", ".join(f"{p.name} ({p.kind})" for p in plans))
     t_batched, all_batched, (result, chunk) = timed(batched, args.repeats)
     t_loop, all_loop, (loop_acc, loop_pred) = timed(lambda: evaluate_loop(task.model, task.layout, vectors, x, y),
                                                     args.repeats)

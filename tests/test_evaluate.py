@@ -1,4 +1,4 @@
-"""Batched evaluation (shared prefix + vmap over the suffix) against the copy-each-vector loop."""
+"""Batched evaluation (shared prefix + batched suffix stages) against the copy-each-vector loop."""
 from __future__ import annotations
 
 from collections import OrderedDict

@@ -26,8 +26,8 @@ def worker(models: int, target: str) -> None:
 
     from pdiff import distributed
     from pdiff.classifiers import build_classifier
-    from pdiff.data import load_dataset
     from pdiff.config import DataConfig
+    from pdiff.data import load_dataset
     from pdiff.evaluate import BatchedEvaluator
     from pdiff.params import layout_of, read_vector, select_target
 

@@ -9,7 +9,6 @@ scorecard (one row per group) is also kept as JSON metadata for the CLI, the app
 from __future__ import annotations
 
 import math
-
 from typing import Any
 
 import torch

@@ -7,7 +7,7 @@ target stage run on the test set once, and only the rest is run per model (see e
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Callable
+from collections.abc import Callable
 
 from torch import nn
 

@@ -6,8 +6,8 @@ the network, which is what lets evaluation share that rest across all models.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 from torch import nn

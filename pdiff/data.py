@@ -5,8 +5,8 @@ machine. Other datasets register a loader that takes the `DataConfig` (local roo
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch

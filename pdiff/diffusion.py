@@ -7,7 +7,7 @@ The process is a small object that holds only the schedule; the denoiser network
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn

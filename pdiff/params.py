@@ -42,7 +42,7 @@ class ParamLayout:
         return [s.name for s in self.segments]
 
     @classmethod
-    def from_named_shapes(cls, named: list[tuple[str, tuple[int, ...]]]) -> "ParamLayout":
+    def from_named_shapes(cls, named: list[tuple[str, tuple[int, ...]]]) -> ParamLayout:
         segments, offset = [], 0
         for name, shape in named:
             size = 1
@@ -56,7 +56,7 @@ class ParamLayout:
         return [{"name": s.name, "shape": list(s.shape)} for s in self.segments]
 
     @classmethod
-    def from_json(cls, data: list[dict]) -> "ParamLayout":
+    def from_json(cls, data: list[dict]) -> ParamLayout:
         return cls.from_named_shapes([(d["name"], tuple(d["shape"])) for d in data])
 
     def flatten(self, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -135,7 +135,7 @@ class Normalizer:
     std: torch.Tensor  # (D,)
 
     @classmethod
-    def fit(cls, zoo: torch.Tensor, layout: ParamLayout) -> "Normalizer":
+    def fit(cls, zoo: torch.Tensor, layout: ParamLayout) -> Normalizer:
         """`zoo` is (K, D); statistics are taken over all checkpoints and all entries of a tensor."""
         zoo64 = zoo.double()
         mean = torch.empty(layout.dim, dtype=torch.float64)
@@ -157,5 +157,5 @@ class Normalizer:
         return {"mean": self.mean, "std": self.std}
 
     @classmethod
-    def from_state(cls, state: dict[str, torch.Tensor]) -> "Normalizer":
+    def from_state(cls, state: dict[str, torch.Tensor]) -> Normalizer:
         return cls(state["mean"].double(), state["std"].double())

@@ -8,9 +8,10 @@ from the run seed and its own index, so a resumed run equals an uninterrupted on
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -21,7 +22,7 @@ from .runtime import resolve_device
 
 StageProgress = Callable[[str, int, int, dict], None]  # (stage, done, total, info)
 
-STAGES: dict[str, Callable[["StageContext"], dict[str, Any]]] = {
+STAGES: dict[str, Callable[[StageContext], dict[str, Any]]] = {
     "collect": stages.collect,
     "autoencoder": stages.autoencoder,
     "diffusion": stages.diffusion,

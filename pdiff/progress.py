@@ -27,7 +27,7 @@ class TqdmReporter:
             self.bar.close()
             self.bar = None
 
-    def __enter__(self) -> "TqdmReporter":
+    def __enter__(self) -> TqdmReporter:
         return self
 
     def __exit__(self, *exc: object) -> None:

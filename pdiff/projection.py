@@ -31,7 +31,7 @@ class PCABasis:
     ratio: Tensor  # (2,) explained variance ratio
 
     @classmethod
-    def fit(cls, x: Tensor) -> "PCABasis":
+    def fit(cls, x: Tensor) -> PCABasis:
         """Exact SVD (not the randomized `pca_lowrank`) so two fits agree bit for bit; each axis
         is flipped so its largest-magnitude loading is positive (SVD signs are arbitrary)."""
         if x.ndim != 2:

@@ -25,7 +25,7 @@ class LatentStats:
     high: torch.Tensor | None = None  # by 10% per side: the bounds sampling clips x0 to
 
     @classmethod
-    def fit(cls, latents: torch.Tensor, margin: float = 0.1) -> "LatentStats":
+    def fit(cls, latents: torch.Tensor, margin: float = 0.1) -> LatentStats:
         mean = latents.mean(0)
         scale = (latents - mean).std().clamp(min=1e-8)
         z = (latents - mean) / scale

@@ -112,7 +112,7 @@ def _prefixed(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Te
 # --------------------------------------------------------------------------- stages
 
 
-def collect(ctx: "StageContext") -> dict[str, Any]:
+def collect(ctx: StageContext) -> dict[str, Any]:
     """Train the classifier (per seed), then save K checkpoints of the target parameters."""
     config = ctx.config
     dataset = load_dataset(config.data)
@@ -177,7 +177,7 @@ def training_rows(run: RunDir) -> torch.Tensor:
     return zoo["params"][~zoo["heldout"]]
 
 
-def autoencoder(ctx: "StageContext") -> dict[str, Any]:
+def autoencoder(ctx: StageContext) -> dict[str, Any]:
     """Fit the per-tensor normalizer and train the autoencoder on the training checkpoints."""
     seed_everything(ctx.seed)
     params = training_rows(ctx.run)
@@ -197,7 +197,7 @@ def autoencoder(ctx: "StageContext") -> dict[str, Any]:
     return {"final_loss": history.loss[-1], "reconstruction_mse": error}
 
 
-def diffusion(ctx: "StageContext") -> dict[str, Any]:
+def diffusion(ctx: StageContext) -> dict[str, Any]:
     """Train the denoiser on standardized latents of the training checkpoints (epsilon MSE)."""
     seed_everything(ctx.seed)
     config = ctx.config.diffusion
@@ -215,7 +215,7 @@ def diffusion(ctx: "StageContext") -> dict[str, Any]:
     return {"final_loss": history.loss[-1]}
 
 
-def sample(ctx: "StageContext") -> dict[str, Any]:
+def sample(ctx: StageContext) -> dict[str, Any]:
     """Sample N latents, decode them, and keep a few samples' denoising trajectories."""
     seed_everything(ctx.seed)
     s = ctx.config.sample
@@ -233,7 +233,7 @@ def sample(ctx: "StageContext") -> dict[str, Any]:
     return {"num_models": s.num_models}
 
 
-def baselines(ctx: "StageContext") -> dict[str, Any]:
+def baselines(ctx: StageContext) -> dict[str, Any]:
     """The memorization study's baselines, the autoencoder's reconstructions, and decoder-only samples."""
     if not ctx.config.baselines.enabled:
         return {"groups": 0}
@@ -264,7 +264,7 @@ def make_baselines(run: RunDir, config: RunConfig, device: torch.device,
     return groups
 
 
-def evaluate(ctx: "StageContext") -> dict[str, Any]:
+def evaluate(ctx: StageContext) -> dict[str, Any]:
     """Batched accuracy and test predictions of every group, and of the denoising trajectory."""
     task = load_task(ctx.run, ctx.config, ctx.device)
     e = ctx.config.evaluate
@@ -293,7 +293,7 @@ def evaluate(ctx: "StageContext") -> dict[str, Any]:
         f"{g}_best": out[f"{g}.accuracy"].max().item() for g in ("zoo", "generated")}
 
 
-def analyse(ctx: "StageContext") -> dict[str, Any]:
+def analyse(ctx: StageContext) -> dict[str, Any]:
     """Similarity, neighbours, projections and the scorecard (see analysis.py)."""
     from .analysis import analyse_run
 

@@ -5,8 +5,8 @@ cosine schedule, and report progress. Keeping the loop in one place keeps them i
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 from torch import nn

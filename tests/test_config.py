@@ -6,21 +6,17 @@ import json
 
 import pytest
 
-from pdiff.classifiers import build_classifier
 from pdiff.config import (
     PRESET_OVERRIDES,
     ConfigError,
-    DataConfig,
     RunConfig,
     config_from_dict,
     config_hash,
     config_to_dict,
-    describe_keys,
     parse_set,
     preset,
     with_overrides,
 )
-from pdiff.data import load_dataset
 
 
 @pytest.mark.parametrize("name", sorted(PRESET_OVERRIDES))

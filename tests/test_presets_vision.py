@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from bench_cifar_smoke import write_synthetic_cifar10  # noqa: E402
+from bench_cifar_smoke import write_synthetic_cifar10
 
-from pdiff.config import preset, with_overrides  # noqa: E402
-from pdiff.pipeline import run_pipeline  # noqa: E402
-from pdiff.report import scorecard  # noqa: E402
+from pdiff.config import preset, with_overrides
+from pdiff.pipeline import run_pipeline
+from pdiff.report import scorecard
 
 FEW_STEPS = {"classifier.epochs": 1, "classifier.batch_size": 16, "data.train_subset": 48, "data.test_subset": 24,
              "collect.num_checkpoints": 4, "autoencoder.steps": 2, "diffusion.steps": 2, "diffusion.timesteps": 20,

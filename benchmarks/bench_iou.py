@@ -62,8 +62,8 @@ def main(n_models: int = 1000, n_samples: int = 10_000, n_classes: int = 10, n_n
           f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     for kind in ("iid", "zoo"):
         pred, labels = predictions(kind, n_models, n_samples, n_classes, g)
-        t_iou = median_time(lambda: wrong_sets_iou(pred, labels))
-        t_agree = median_time(lambda: prediction_agreement(pred))
+        t_iou = median_time(lambda pred=pred, labels=labels: wrong_sets_iou(pred, labels))
+        t_agree = median_time(lambda pred=pred: prediction_agreement(pred))
         print(f"[{kind}] wrong_sets_iou:       {t_iou:.3f} s (median of 5), "
               f"{t_iou / TARGET_S:.2f}x of the {TARGET_S:.0f} s target")
         print(f"[{kind}] prediction_agreement: {t_agree:.3f} s (median of 5)")

@@ -8,6 +8,7 @@ scorecard (one row per group) is also kept as JSON metadata for the CLI, the app
 """
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -75,7 +76,7 @@ def analyse_run(run: RunDir, config: RunConfig, device: torch.device, progress: 
 
 def _row_slices(sizes: list[int]) -> list[slice]:
     starts = torch.tensor([0, *sizes]).cumsum(0).tolist()
-    return [slice(a, b) for a, b in zip(starts[:-1], starts[1:])]
+    return [slice(a, b) for a, b in itertools.pairwise(starts)]
 
 
 def _k_nearest(x: torch.Tensor, ref: torch.Tensor, k: int, exclude_self: bool) -> torch.Tensor:

@@ -7,6 +7,8 @@ the diffusion model will produce).
 """
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -39,7 +41,7 @@ class ParamAutoencoder(nn.Module):
         self.reduced = self.padded // 2 ** len(channels)
         widths = [1, *channels]
         self.encoder = nn.Sequential(*(_block(nn.Conv1d(a, b, k, stride=2, padding=k // 2), b)
-                                       for a, b in zip(widths[:-1], widths[1:])))
+                                       for a, b in itertools.pairwise(widths)))
         self.to_latent = nn.Linear(channels[-1] * self.reduced, config.latent_dim)
         self.from_latent = nn.Linear(config.latent_dim, channels[-1] * self.reduced)
         rev = list(reversed(channels))

@@ -6,6 +6,7 @@ The process is a small object that holds only the schedule; the denoiser network
 """
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 
@@ -182,7 +183,7 @@ class ConvDenoiser(nn.Module):
         self.time_dim = time_dim
         self.time_mlp = nn.Sequential(nn.Linear(time_dim, time_dim), nn.SiLU(), nn.Linear(time_dim, time_dim))
         widths = [1, *channels]
-        self.down = nn.ModuleList(ConvBlock(a, b, kernel, time_dim) for a, b in zip(widths[:-1], widths[1:]))
+        self.down = nn.ModuleList(ConvBlock(a, b, kernel, time_dim) for a, b in itertools.pairwise(widths))
         rev = list(reversed(channels))
         self.up = nn.ModuleList(ConvBlock(a + skip, b, kernel, time_dim)
                                 for a, skip, b in zip(rev, rev, rev[1:] + [channels[0]]))

@@ -27,7 +27,7 @@ class TqdmReporter:
             self.bar.close()
             self.bar = None
 
-    def __enter__(self) -> TqdmReporter:
+    def __enter__(self) -> TqdmReporter:  # noqa: PYI034 (typing.Self needs 3.11; we target 3.10)
         return self
 
     def __exit__(self, *exc: object) -> None:

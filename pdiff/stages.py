@@ -24,7 +24,7 @@ from .params import Normalizer, ParamLayout, select_target
 from .runs import RunDir, RunError
 from .runtime import make_generator, seed_everything
 from .sample import LatentStats, ParamGenerator
-from .training import batch_index, train_steps
+from .training import Progress, batch_index, train_steps
 
 if TYPE_CHECKING:
     from .pipeline import StageContext
@@ -126,13 +126,12 @@ def collect(ctx: StageContext) -> dict[str, Any]:
         target = select_target(model, config.collect.target)
         _check_shared_base(model, target, seeds)  # before any training: fail fast
         train_classifier(model, dataset, config.classifier, generator,
-                         lambda d, t, i: ctx.progress(d, t, {"phase": f"classifier {s + 1}/{seeds}", **i}), config.precision)
+                         _phase(ctx, f"classifier {s + 1}/{seeds}"), config.precision)
         base_acc.append(_accuracy(model, dataset, ctx.device))  # the classifier, before collection
         if s == 0:
             base_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         zoo = collect_checkpoints(model, dataset, target, config.collect, count, config.classifier.batch_size,
-                                  generator, lambda d, t, i: ctx.progress(d, t, {"phase": f"checkpoints {s + 1}/{seeds}", **i}),
-                                  config.precision)
+                                  generator, _phase(ctx, f"checkpoints {s + 1}/{seeds}"), config.precision)
         vectors.append(zoo.params)
         steps.append(zoo.steps)
         seed_index.append(torch.full((count,), s))
@@ -152,6 +151,16 @@ def collect(ctx: StageContext) -> dict[str, Any]:
 def _with_state(model: nn.Module, state: dict[str, torch.Tensor]) -> nn.Module:
     model.load_state_dict(state)
     return model.eval()
+
+
+def _phase(ctx: StageContext, phase: str) -> Progress:
+    """The stage's progress callback with a phase label, fixed now (not when a loop moves on)."""
+    return lambda done, total, info: ctx.progress(done, total, {"phase": phase, **info})
+
+
+def _group_progress(ctx: StageContext, group: str, offset: int, total: int) -> Progress:
+    """Progress of one group's evaluation as part of all groups' models."""
+    return lambda done, _, info: ctx.progress(offset + done, total, {"group": group})
 
 
 def _check_shared_base(model: nn.Module, target: list[str], seeds: int) -> None:
@@ -276,7 +285,7 @@ def evaluate(ctx: StageContext) -> dict[str, Any]:
     total = sum(len(v) for v in groups.values())
     done = 0
     for name, vectors in groups.items():
-        result = evaluator.evaluate_sharded(vectors, lambda d, t, i: ctx.progress(done + d, total, {"group": name}))
+        result = evaluator.evaluate_sharded(vectors, _group_progress(ctx, name, done, total))
         done += len(vectors)
         out[f"{name}.accuracy"], out[f"{name}.predictions"] = result.accuracy, result.predictions
         ensembles[name] = ensemble_accuracy(result.mean_probs, task.dataset.y_test)

@@ -30,7 +30,7 @@ def _torchrun(args: list[str], cwd: Path, timeout: int = 300) -> subprocess.Comp
     env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
                "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), *args]
-    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(command, check=False, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def _vectors() -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor, torch.Tensor]:

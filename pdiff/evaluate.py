@@ -20,7 +20,7 @@ from .params import ParamLayout, write_vector
 from .runtime import autocast
 from .training import Progress
 
-CPU_PASS_BYTES = 8 * 2**20  # suffix input activations per pass on a CPU: about a cache's worth
+CPU_PASS_BYTES = 8 * 2**20  # the largest suffix activation of a pass on a CPU: about a cache's worth
 
 
 @dataclass
@@ -90,7 +90,8 @@ class BatchedEvaluator:
             # per-channel scales (3x faster on the digits suffix)
             self.features = self.features.contiguous(memory_format=torch.channels_last)
         state = dict(model.named_parameters()) | dict(model.named_buffers())
-        self.fixed = {k: v.detach() for k, v in state.items() if k not in set(layout.names)}
+        targets = set(layout.names)
+        self.fixed = {k: v.detach() for k, v in state.items() if k not in targets}  # shared by all models
         self.chunk_size = chunk_size or self._auto_chunk()
 
     def _auto_chunk(self) -> int:

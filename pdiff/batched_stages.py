@@ -141,13 +141,12 @@ def _vmapped(module: nn.Module, per_model: Tensors, fixed: Tensors, x: torch.Ten
 def _one_model_at_a_time(plans: list[StagePlan], per_model: Tensors, fixed: Tensors, x: torch.Tensor,
                          x_batched: bool) -> torch.Tensor:
     """The remaining stages for each model in turn, each stage through PyTorch's own kernels."""
+    tensors = [_stage_tensors(plan, per_model, fixed) for plan in plans]  # split by stage once, not per model
     outputs = []
     for i in range(len(next(iter(per_model.values())))):
-        mine = {k: v[i] for k, v in per_model.items()}
         y = x[i] if x_batched else x
-        for plan in plans:
-            own, shared = _stage_tensors(plan, mine, fixed)
-            y = functional_call(plan.module, shared | own, (y,))
+        for plan, (own, shared) in zip(plans, tensors):
+            y = functional_call(plan.module, shared | {k: v[i] for k, v in own.items()}, (y,))
         outputs.append(y)
     return torch.stack(outputs)
 
@@ -168,10 +167,10 @@ def run_stages(plans: list[StagePlan], per_model: Tensors, fixed: Tensors, x: to
     for index, plan in enumerate(plans):
         if plan.kind == PER_MODEL:
             return _one_model_at_a_time(plans[index:], per_model, fixed, x, batched)
-        own, shared = _stage_tensors(plan, per_model, fixed)
         if plan.kind == SHARED:
             x = _merged(plan.module, x) if batched else plan.module(x)
             continue
+        own, shared = _stage_tensors(plan, per_model, fixed)
         if plan.kind == RELU:
             x = x.relu_()
         elif plan.kind == BATCHNORM:

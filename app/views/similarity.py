@@ -24,7 +24,7 @@ with ui.guard(run):
         cols = st.columns(3)
         for col, g in zip(cols, [g for g in ("zoo", "generated") if g in card]):
             col.metric(f"{g}: median max IoU to zoo", ui.number(card[g]["max_iou_median"], ".3f"),
-                       help="None for a zoo of one checkpoint: it has no other zoo model to compare with.")
+                       help="A dash for a zoo of one checkpoint: it has no other zoo model to compare with.")
         if "generated" in card:
             gen_nn, zoo_nn = card["generated"]["nn_distance_median"], card["zoo"]["nn_distance_median"]
             cols[2].metric("generated: median NN distance", ui.number(gen_nn, ".3f"),

@@ -17,14 +17,14 @@ import streamlit as st
 import torch
 
 from app import launcher
+from pdiff.artifacts import ANALYSIS, AUTOENCODER, BASELINES, EVALUATION, GENERATED, ZOO
 from pdiff.config import ConfigError, RunConfig
-from pdiff.pipeline import STAGE_NAMES, load_run_config
-from pdiff.runs import PROGRESS, RunDir, RunError, list_runs, runs_root
-
-ZOO, GENERATED, BASELINES = "zoo.safetensors", "generated.safetensors", "baselines.safetensors"
-EVALUATION, ANALYSIS, AUTOENCODER = "evaluation.safetensors", "analysis.safetensors", "autoencoder.safetensors"
-STAGE_FILES = {"collect": ZOO, "autoencoder": AUTOENCODER, "diffusion": "denoiser.safetensors",
-               "sample": GENERATED, "baselines": BASELINES, "evaluate": EVALUATION, "analyse": ANALYSIS}
+from pdiff.loaders import load_evaluation
+from pdiff.pipeline import load_run_config
+from pdiff.report import MetricsTable, metrics_table
+from pdiff.runs import MANIFEST, PROGRESS, RunDir, RunError, list_runs, runs_root
+from pdiff.stages import STAGES
+from pdiff.status import stage_states
 
 Arrays = dict[str, np.ndarray]
 
@@ -83,14 +83,14 @@ def stages(run: RunDir) -> list[dict[str, Any]]:
     A stage the manifest calls "running" with no live process is shown as "stopped": the run
     was killed or interrupted and resumes there when launched again.
     """
-    recorded = manifest(run).get("stages", {})
+    states = stage_states(run, manifest(run))
     active = launcher.active_pid(run.path) is not None
     progress = run.progress() or {}
     out = []
-    for name in STAGE_NAMES:
-        s = dict(recorded.get(name) or {"status": "pending"})
-        s["name"] = name
-        s.setdefault("status", "pending")
+    for stage in STAGES:
+        name, state = stage.name, states[stage.name]
+        s = dict(state.record or {})
+        s["name"], s["status"], s["stale"] = name, state.status, state.stale
         if s["status"] == "running":
             if not active:
                 s["status"] = "stopped"
@@ -99,7 +99,8 @@ def stages(run: RunDir) -> list[dict[str, Any]]:
                 s["info"] = progress.get("info") or {}
             if s.get("started") and active:
                 s["seconds"] = time.time() - s["started"]
-        detail = [f"<b>{name}</b>: {s['status']}", f"writes {STAGE_FILES[name]}"]
+        detail = [f"<b>{name}</b>: {s['status']}" + (f" (stale: {s['stale']})" if s["stale"] else ""),
+                  f"writes {', '.join(stage.writes)}"]
         detail += [f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}"
                    for k, v in (s.get("metrics") or {}).items() if not isinstance(v, dict)]
         if s.get("error"):
@@ -117,7 +118,8 @@ def run_summary(run: RunDir) -> str:
         return "damaged"
     if launcher.active_pid(run.path) is not None:
         return "running"
-    statuses = [(stages_.get(n) or {}).get("status", "pending") for n in STAGE_NAMES]
+    statuses = [(stages_.get(s.name) or {}).get("status", "pending") if isinstance(stages_.get(s.name), dict)
+                else "pending" for s in STAGES]
     if all(s == "done" for s in statuses):
         return "done"
     if "failed" in statuses:
@@ -130,7 +132,8 @@ def list_run_names() -> list[str]:
 
 
 def done(run: RunDir, stage: str) -> bool:
-    return (manifest(run).get("stages", {}).get(stage) or {}).get("status") == "done"
+    """The stage finished and its result is still current (not stale)."""
+    return stage_states(run, manifest(run))[stage].current
 
 
 def progress(run: RunDir) -> dict[str, Any] | None:
@@ -140,28 +143,29 @@ def progress(run: RunDir) -> dict[str, Any] | None:
 # --------------------------------------------------------------------------- results
 
 
+@st.cache_data(show_spinner=False, max_entries=32)
+def _accuracy(run_path: str, key: tuple[int, int] | None) -> dict[str, np.ndarray]:
+    return {g: a.numpy() for g, a in load_evaluation(RunDir(run_path)).accuracy.items()}
+
+
 def accuracy(run: RunDir) -> dict[str, np.ndarray]:
     """group -> (N,) test accuracy (percent), in the evaluation's group order (zoo first)."""
-    tensors, meta = load(run, EVALUATION)
-    groups = meta.get("groups") or [k[: -len(".accuracy")] for k in tensors if k.endswith(".accuracy")
-                                    and not k.startswith("trajectory.")]
-    missing = [g for g in groups if f"{g}.accuracy" not in tensors]
-    if missing:
-        raise RunError(f"{run.path}/{EVALUATION} lacks accuracies of {', '.join(missing)}; "
-                       f"redo it with python -m pdiff run --out {run.path} --force evaluate")
-    return {g: tensors[f"{g}.accuracy"] for g in groups}
+    return _accuracy(str(run.path), stamp(run.file(EVALUATION)))
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _table(run_path: str, key: tuple) -> MetricsTable:
+    return metrics_table(RunDir(run_path))
+
+
+def table(run: RunDir) -> MetricsTable:
+    """The run's one metrics table (pdiff.report.metrics_table): the analysis scorecard while it
+    is current, else accuracy only with a note saying which stage is stale."""
+    return _table(str(run.path), (stamp(run.file(MANIFEST)), stamp(run.file(ANALYSIS)), stamp(run.file(EVALUATION))))
 
 
 def scorecard(run: RunDir) -> dict[str, dict[str, Any]]:
-    """The analysis scorecard, or accuracy statistics alone while analysis has not run."""
-    if run.file(ANALYSIS).exists():
-        card = load(run, ANALYSIS)[1].get("scorecard")
-        if not isinstance(card, dict):
-            raise RunError(f"{run.path}/{ANALYSIS} has no scorecard; redo it with python -m pdiff analyse {run.path}")
-        return card
-    from pdiff.metrics import accuracy_summary
-
-    return {g: accuracy_summary(torch.from_numpy(a)) for g, a in accuracy(run).items()}
+    return table(run).rows
 
 
 def analysis(run: RunDir) -> tuple[Arrays, dict[str, Any]]:
@@ -181,7 +185,7 @@ def group_arrays(run: RunDir, suffix: str) -> dict[str, np.ndarray]:
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def _params(run_path: str, key: tuple) -> dict[str, np.ndarray]:
-    from pdiff.stages import model_groups
+    from pdiff.loaders import model_groups
 
     return {g: v.float().numpy() for g, v in model_groups(RunDir(run_path)).items()}
 

@@ -16,12 +16,11 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from pdiff.config import RunConfig, preset, with_overrides
-from pdiff.runs import PROGRESS, RunError, write_json
+from pdiff.config import preset, with_overrides
+from pdiff.runs import PROGRESS, RunDir, RunError, write_json
 
 PID_FILE = "app-run.json"
 LOG_FILE = "run.log"
@@ -37,20 +36,14 @@ def autostart_default() -> bool:
     return os.environ.get("PDIFF_AUTOSTART", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
-def command(path: Path, preset_name: str = DEFAULT_RUN, overrides: dict[str, Any] | None = None) -> list[str]:
-    """The CLI command that builds (or resumes) the run at `path`."""
-    cmd = [sys.executable, "-m", "pdiff", "run", "--out", str(path), "--preset", preset_name, "--quiet"]
+def command(path: Path, preset_name: str | None = DEFAULT_RUN, overrides: dict[str, Any] | None = None) -> list[str]:
+    """The CLI command that builds the run at `path` (no preset: resumes it with its stored config)."""
+    cmd = [sys.executable, "-m", "pdiff", "run", "--out", str(path)]
+    cmd += ["--preset", preset_name] if preset_name else []
+    cmd += ["--quiet"]
     for key, value in (overrides or {}).items():
         cmd += ["--set", f"{key}={json.dumps(list(value) if isinstance(value, tuple) else value)}"]
     return cmd
-
-
-def overrides_for(config: RunConfig, preset_name: str = DEFAULT_RUN) -> dict[str, Any]:
-    """The `--set` overrides that turn a preset into `config` (to resume a run with its own config)."""
-    from app.tables import flatten_config
-
-    base, target = flatten_config(asdict(preset(preset_name))), flatten_config(asdict(config))
-    return {k: v for k, v in target.items() if base.get(k) != v}
 
 
 def launch(path: str | os.PathLike, preset_name: str = DEFAULT_RUN, overrides: dict[str, Any] | None = None) -> int:
@@ -64,10 +57,21 @@ def launch(path: str | os.PathLike, preset_name: str = DEFAULT_RUN, overrides: d
     path = Path(path).resolve()
     config = with_overrides(preset(preset_name), overrides or {})  # ConfigError on bad values
     with _launching:
-        if active_pid(path) is not None:
-            raise RunError(f"{path.name} is already running")
+        if RunDir(path).exists():
+            raise RunError(f"a run named {path.name} already exists; choose another name, or resume it from the sidebar")
         prepare_run(path, config)
         return _start(path, command(path, preset_name, overrides))
+
+
+def resume(path: str | os.PathLike) -> int:
+    """Finish a stopped run with its stored config (`python -m pdiff run --out DIR`); returns the pid."""
+    path = Path(path).resolve()
+    with _launching:
+        if active_pid(path) is not None:
+            raise RunError(f"{path.name} is already running")
+        if not RunDir(path).exists():
+            raise RunError(f"{path.name} is not a run (no run.json)")
+        return _start(path, command(path, None))
 
 
 def _start(path: Path, cmd: list[str]) -> int:

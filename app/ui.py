@@ -51,11 +51,14 @@ def need(run: RunDir, stage: str, what: str) -> bool:
     stages = data.stages(run)
     status = {s["name"]: s for s in stages}[stage]
     state = status["status"]
-    if state == "done":
+    if state == "done" and not status.get("stale"):
         return True
     current = next((s["name"] for s in stages if s["status"] == "running"), None)
     resume = f"Resume the run from the sidebar, or `{CLI_HINT.format(path=run.path)}`."
-    if state == "running":
+    if state == "done":
+        st.warning(f"{what.capitalize()}: the **{stage}** stage is stale ({status['stale']}), so its results are not "
+                   f"shown. {resume}", icon=WARNING)
+    elif state == "running":
         st.info(f"{what.capitalize()}: waiting for the **{stage}** stage (running now); this page fills in when it "
                 f"finishes.", icon=":material/hourglass_top:")
     elif current is not None:
@@ -197,7 +200,7 @@ def _static_status(run: RunDir) -> None:
         st.caption(f":material/pause_circle: stopped after {finished}/{len(stages)} stages; finished stages are kept.")
     if st.button("Resume run", key="resume", help="Runs the remaining stages in the background."):
         try:
-            launcher.launch(run.path, launcher.DEFAULT_RUN, launcher.overrides_for(data.config(run)))
+            launcher.resume(run.path)
         except (RunError, ConfigError, OSError) as exc:
             st.error(str(exc))
         else:

@@ -22,11 +22,13 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-ARTIFACTS = ["run.json", "base.safetensors", "zoo.safetensors", "autoencoder.safetensors", "denoiser.safetensors",
-             "generated.safetensors", "baselines.safetensors", "evaluation.safetensors", "analysis.safetensors"]
+sys.path.insert(0, str(ROOT))
+from pdiff.stages import STAGES  # noqa: E402
+
+ARTIFACTS = ["run.json"] + [name for stage in STAGES for name in stage.writes]
 SMOKE = ["classifier.epochs=1", "data.train_subset=1000", "data.test_subset=1000", "collect.num_checkpoints=10",
          "autoencoder.steps=20", "diffusion.steps=20", "autoencoder.batch_size=10", "diffusion.batch_size=10",
-         "sample.sampler=ddim", "sample.ddim_steps=20", "sample.num_models=10", "baselines.num_models=4",
+         "sample.sampler=ddim", "sample.steps=20", "sample.num_models=10", "baselines.num_models=4",
          "sample.trajectory_points=5"]
 
 

@@ -27,9 +27,9 @@ if str(REPO) not in sys.path:
 
 from pdiff.config import preset, with_overrides
 from pdiff.evaluate import BatchedEvaluator, evaluate_loop
+from pdiff.loaders import load_task, load_zoo
 from pdiff.pipeline import load_run_config, run_pipeline
 from pdiff.runs import RunDir
-from pdiff.stages import load_task, load_zoo
 
 TARGET_SPEEDUP = 5.0
 

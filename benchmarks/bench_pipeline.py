@@ -54,11 +54,11 @@ def run_once(out: Path, preset: str, sets: list[str], threads: int | None) -> tu
 
 def run_summary(out: Path) -> dict:
     from pdiff.pipeline import STAGE_NAMES
-    from pdiff.report import scorecard
+    from pdiff.report import metrics_table
     from pdiff.runs import RunDir
 
     run = RunDir(out)
-    card = scorecard(run)
+    card = metrics_table(run).rows
     records = run.manifest()["stages"]
     stages = {name: records[name].get("seconds", float("nan")) for name in STAGE_NAMES}
     return {"zoo": card["zoo"], "generated": card["generated"], "stages": stages}

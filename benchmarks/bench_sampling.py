@@ -26,10 +26,10 @@ if str(REPO) not in sys.path:
 
 from pdiff.config import preset, with_overrides
 from pdiff.evaluate import BatchedEvaluator
+from pdiff.loaders import load_generator, load_task
 from pdiff.pipeline import load_run_config, run_pipeline
 from pdiff.runs import RunDir
 from pdiff.runtime import make_generator, resolve_device
-from pdiff.stages import load_generator, load_task
 
 TARGET_SPEEDUP = 10.0
 TARGET_ACC_DIFF = 0.5

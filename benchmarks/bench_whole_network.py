@@ -20,11 +20,11 @@ def main() -> None:
     subprocess.run([sys.executable, "-m", "pdiff", "run", "--preset", "digits-whole", "--out", str(out), "--quiet"],
                    cwd=ROOT, check=True)
     sys.path.insert(0, str(ROOT))
-    from pdiff.analysis import evaluated_groups
+    from pdiff.loaders import load_evaluation
     from pdiff.metrics import accuracy_summary
     from pdiff.runs import RunDir
 
-    accuracy = evaluated_groups(RunDir(out))[0]
+    accuracy = load_evaluation(RunDir(out)).accuracy
     zoo, generated = accuracy["zoo"], accuracy["generated"]
     zoo_median = accuracy_summary(zoo)["median"]
     near = int(((generated - zoo_median).abs() <= 2.0).sum())

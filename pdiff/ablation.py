@@ -3,39 +3,37 @@
 An ablation is a base config, a dict of settings (label -> dotted-key overrides, see
 `config.with_overrides`) and a list of seeds. `run_grid` puts every (setting, seed) through
 pdiff's own `run_pipeline`, each into its own run directory under one root, and returns one row
-(a flat dict) per run; `summarize` gives the mean and spread over seeds of every setting.
+(a flat dict) per run, read from the run's one metrics table (`report.metrics_table`);
+`summarize` gives the mean and spread over seeds of every setting.
 
-Re-running a grid is cheap: a run directory is named by its label, seed and config hash, so a
-finished run is found and reused; and the expensive early stages (collect, autoencoder,
-diffusion) are copied from a sibling run whose config agrees on everything those stages read,
-so e.g. a noise-augmentation grid trains one zoo per seed, not one per setting.
+Re-running a grid is cheap, through the pipeline's own fingerprints: a run directory is named by
+its label, seed and config hash, so a finished run is found and reused; and the runs of a grid
+share one store (store.py), so a stage whose inputs a setting does not change (e.g. the zoo of
+a noise-augmentation grid) is computed once per seed and linked into the other runs.
 
 `PDIFF_QUICK=1` in the environment selects quick mode (small sizes, one seed) so that CI can
 execute every notebook in about a minute; `base_config()` and `seeds()` read it.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
-import shutil
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from . import metrics
-from .analysis import evaluated_groups
-from .config import ConfigError, RunConfig, config_hash, config_to_dict, preset, with_overrides
+from .analysis import GOOD_WITHIN
+from .config import RunConfig, config_hash, preset, with_overrides
 from .evaluate import BatchedEvaluator
-from .pipeline import STAGE_NAMES, load_run_config, prepare_run, run_pipeline
-from .report import text_table
-from .runs import RunDir, RunError
+from .loaders import load_evaluation, load_generator, load_task
+from .pipeline import STAGE_NAMES, load_run_config, run_pipeline
+from .report import metrics_table, text_table
+from .runs import RunDir
 from .runtime import make_generator, resolve_device
-from .stages import AUTOENCODER, BASE, DENOISER, ZOO, load_generator, load_task, model_groups
+from .samplers import make_sampler
 
 Row = dict[str, Any]
 
@@ -52,7 +50,7 @@ FULL_OVERRIDES: dict[str, Any] = {
     "diffusion.steps": 600,
     "diffusion.lr": 2e-3,
     "sample.sampler": "ddim",
-    "sample.ddim_steps": 100,
+    "sample.steps": 100,
     "sample.eta": 1.0,
     "sample.trajectory_models": 0,
     "baselines.enabled": False,
@@ -67,21 +65,11 @@ QUICK_OVERRIDES: dict[str, Any] = {
     "autoencoder.steps": 50,
     "diffusion.steps": 50,
     "diffusion.timesteps": 100,
-    "sample.ddim_steps": 10,
+    "sample.steps": 10,
     "sample.num_models": 20,
     "baselines.num_models": 20,
     "analysis.bootstrap": 50,
 }
-
-# Config sections each reusable stage reads, on top of those of the stages before it.
-_STAGE_INPUTS: dict[str, tuple[str, ...]] = {
-    "collect": ("seed", "device", "data", "classifier", "collect"),
-    "autoencoder": ("autoencoder",),
-    "diffusion": ("diffusion",),
-}
-_STAGE_FILES: dict[str, tuple[str, ...]] = {"collect": (BASE, ZOO), "autoencoder": (AUTOENCODER,),
-                                            "diffusion": (DENOISER,)}
-
 
 def quick_mode() -> bool:
     """True when the environment variable PDIFF_QUICK is set to anything but 0/false/no."""
@@ -120,42 +108,32 @@ def run_path(root: str | Path, label: str, config: RunConfig) -> Path:
 
 
 def run_grid(base: RunConfig, grid: Mapping[str, Mapping[str, Any]], seeds: Iterable[int], root: str | Path,
-             until: str = "evaluate", groups: Sequence[str] | None = ("zoo", "generated"),
-             log: Callable[[str], None] | None = print) -> list[Row]:
+             groups: Sequence[str] | None = ("zoo", "generated"), log: Callable[[str], None] | None = print) -> list[Row]:
     """Run every (setting, seed) and return one row of metrics per run (see `run_metrics`).
 
     `grid` maps a label to dotted-key overrides of `base`; the seed overrides `base.seed`.
     `groups` are the model groups measured (None: every evaluated group, baselines included).
-    Runs are done setting by setting, seed by seed; finished runs and stages are reused.
+    Runs are done setting by setting, seed by seed; finished runs and stored stages are reused.
     """
-    if until not in STAGE_NAMES or STAGE_NAMES.index(until) < STAGE_NAMES.index("evaluate"):
-        raise ValueError(f"until must be 'evaluate' or a later stage ({', '.join(STAGE_NAMES)}), got {until!r}")
-    seeds = list(seeds)
     jobs = [(label, seed, with_overrides(base, {**overrides, "seed": seed}))
             for label, overrides in grid.items() for seed in seeds]
-    donors = _index_donors(Path(root))
     rows = []
     for i, (label, seed, config) in enumerate(jobs, 1):
         path = run_path(root, label, config)
         started = time.perf_counter()
-        run = prepare_run(path, config)
-        reused = [s for s in STAGE_NAMES[: STAGE_NAMES.index(until) + 1] if run.stage_done(s)]
-        adopted = _adopt_stages(run, config, donors)
-        run = run_pipeline(path, config, until=until)
-        _register_donor(donors, run, config)
+        plan: list[str] = []
+        run = run_pipeline(path, config, log=plan.append)
         row = {"setting": label, "seed": seed, "run": str(path),
                **run_metrics(run, groups), **stage_metrics(run), **stage_seconds(run)}
         rows.append(row)
         if log is not None:
-            note = ("reused" if len(reused) == STAGE_NAMES.index(until) + 1
-                    else f"{time.perf_counter() - started:.1f} s" + (f", copied {'+'.join(adopted)}" if adopted else ""))
             shown = "generated" if "generated.median" in row else "zoo"
-            log(f"[{i}/{len(jobs)}] {label} seed {seed}: {note}; {shown} median "
-                f"{row.get(f'{shown}.median', float('nan')):.2f}")
+            log(f"[{i}/{len(jobs)}] {label} seed {seed}: {time.perf_counter() - started:.1f} s, "
+                f"{plan[0].removeprefix('plan: ')}; {shown} median {row.get(f'{shown}.median', float('nan')):.2f}")
     return rows
 
 
-def stage_metrics(run: RunDir, stages: Sequence[str] = tuple(_STAGE_INPUTS)) -> dict[str, float]:
+def stage_metrics(run: RunDir, stages: Sequence[str] = ("collect", "autoencoder", "diffusion")) -> dict[str, float]:
     """The numeric metrics the manifest records for `stages` (by default collect, autoencoder
     and diffusion: e.g. `autoencoder.reconstruction_mse`, `diffusion.final_loss`)."""
     out = {}
@@ -167,111 +145,45 @@ def stage_metrics(run: RunDir, stages: Sequence[str] = tuple(_STAGE_INPUTS)) -> 
 
 
 def stage_seconds(run: RunDir) -> dict[str, float]:
-    """`time.<stage>` compute seconds of each finished stage (copied stages keep their donor's
-    time, so a row says what its setting costs from scratch) and their sum as `time.total`."""
+    """`time.<stage>` compute seconds of each finished stage (a stage linked from the store keeps
+    the time it took when it was computed, so a row says what its setting costs from scratch)
+    and their sum as `time.total`."""
     out = {}
-    for stage, info in run.manifest().get("stages", {}).items():
+    for stage in STAGE_NAMES:
+        info = run.stage(stage)
         if info.get("status") == "done" and "seconds" in info:
             out[f"time.{stage}"] = float(info["seconds"])
     out["time.total"] = sum(out.values())
     return out
 
 
-def _stage_key(config: RunConfig, stage: str) -> str:
-    data = config_to_dict(config)
-    sections = [s for name in STAGE_NAMES[: STAGE_NAMES.index(stage) + 1] for s in _STAGE_INPUTS.get(name, ())]
-    return json.dumps({s: data[s] for s in sections}, sort_keys=True)
-
-
-def _index_donors(root: Path) -> dict[str, RunDir]:
-    donors: dict[str, RunDir] = {}
-    if root.is_dir():
-        for path in sorted(root.iterdir()):
-            run = RunDir(path)
-            if not run.exists():
-                continue
-            try:
-                config = load_run_config(run)
-            except (RunError, ConfigError):  # a damaged or foreign run is simply not a donor
-                continue
-            _register_donor(donors, run, config)
-    return donors
-
-
-def _register_donor(donors: dict[str, RunDir], run: RunDir, config: RunConfig) -> None:
-    for stage in _STAGE_INPUTS:
-        if not run.stage_done(stage):
-            break
-        donors.setdefault(_stage_key(config, stage), run)
-
-
-def _adopt_stages(run: RunDir, config: RunConfig, donors: Mapping[str, RunDir]) -> list[str]:
-    """Copy the artifacts of the leading unfinished reusable stages from a matching donor run."""
-    adopted = []
-    for stage in _STAGE_INPUTS:
-        if run.stage_done(stage):
-            continue
-        donor = donors.get(_stage_key(config, stage))
-        if donor is None or donor.path.resolve() == run.path.resolve() or not donor.stage_done(stage):
-            break
-        for name in _STAGE_FILES[stage]:
-            tmp = run.file(f".{name}.copy")
-            shutil.copyfile(donor.file(name), tmp)
-            os.replace(tmp, run.file(name))
-        info = donor.stage(stage)
-        run.update_stage(stage, status="done", seconds=info.get("seconds", 0.0), metrics=info.get("metrics", {}),
-                         copied_from=str(donor.path), error=None)
-        adopted.append(stage)
-    return adopted
-
-
 # --------------------------------------------------------------------------- metrics
 
+# scorecard key -> row key: the notebooks' short names for the medians over a group's models
+_ROW_KEYS = {"max_iou_median": "max_iou", "nn_distance_median": "nn_distance", "novelty_median": "novelty",
+             "nn_agreement_median": "nn_agreement"}
 
-def run_metrics(run: RunDir, groups: Sequence[str] | None = ("zoo", "generated"), within: float = 1.0) -> Row:
-    """Per-group metrics of an evaluated run, as flat `<group>.<metric>` keys.
 
-    For each group: accuracy `mean`, `median`, `best`, `min`, `std` over its models (percent);
-    `good`, the percentage of its models within `within` points of the zoo's median accuracy;
-    `max_iou`, the median over its models of the highest IoU of wrong-prediction sets with any
-    zoo model (p-diff's similarity; novelty = 1 - max_iou); `nn_distance`, the median L2
-    distance to the nearest zoo checkpoint; `iou_within`, the mean IoU between two models of the
-    group (low = diverse). A zoo model is never compared with itself (NaN for a one-model zoo).
-    The definitions are the analysis stage's (see analysis.py), computed here from the
-    evaluation alone so a grid can stop at `evaluate`.
+def run_metrics(run: RunDir, groups: Sequence[str] | None = ("zoo", "generated")) -> Row:
+    """Per-group metrics of an analysed run, as flat `<group>.<metric>` keys, from the run's one
+    metrics table (`report.metrics_table`; definitions in `analysis.group_rows`).
+
+    For each group: accuracy `mean`, `median`, `best`, `min`, `std` (percent); `good`, the
+    percentage of its models at most a point below the zoo's median; `max_iou`, the median over its
+    models of the highest IoU of wrong-prediction sets with any zoo model (novelty = 1 - max_iou);
+    `nn_distance`, the median L2 distance to the nearest zoo checkpoint; `iou_within`, the mean IoU
+    between two models of the group (low = diverse); `distinct_predictions`; `ensemble_gain`.
+    Undefined values (a one-checkpoint zoo has no zoo neighbour) are NaN.
     """
-    acc, pred, labels, _ = evaluated_groups(run)
-    params = model_groups(run)
-    groups = list(acc) if groups is None else groups
-    zoo_median = metrics.accuracy_summary(acc["zoo"])["median"]
+    table = metrics_table(run).rows
     row: Row = {}
-    for g in groups:
-        if g not in acc:
-            continue
-        summary = metrics.accuracy_summary(acc[g])
-        row |= {f"{g}.{k}": summary[k] for k in ("mean", "median", "best", "min", "std")}
-        row[f"{g}.good"] = 100.0 * (acc[g] >= zoo_median - within).double().mean().item()
-        row |= {f"{g}.{k}": v for k, v in similarity_to_zoo(pred[g], params[g], pred["zoo"], params["zoo"], labels,
-                                                            self_compare=g == "zoo").items()}
+    for g in table if groups is None else groups:
+        for key, value in table.get(g, {}).items():
+            if value is None:
+                value = math.nan
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                row[f"{g}.{_ROW_KEYS.get(key, key)}"] = float(value) if key != "n" else value
     return row
-
-
-def similarity_to_zoo(pred: torch.Tensor, params: torch.Tensor, zoo_pred: torch.Tensor, zoo_params: torch.Tensor,
-                      labels: torch.Tensor, self_compare: bool = False) -> dict[str, float]:
-    """Median max-IoU to the zoo, median nearest-zoo L2 distance, and mean within-group IoU."""
-    nan = float("nan")
-    out = {"max_iou": nan, "nn_distance": nan, "iou_within": nan}
-    if len(pred) >= 2:
-        within = metrics.wrong_sets_iou(pred, labels)
-        off_diagonal = ~torch.eye(len(pred), dtype=torch.bool)
-        out["iou_within"] = within[off_diagonal].double().mean().item()
-    if self_compare and len(zoo_pred) < 2:
-        return out
-    iou = metrics.wrong_sets_iou(pred, labels, zoo_pred)
-    out["max_iou"] = metrics.max_similarity(iou, exclude_self=self_compare)[0].median().item()
-    dist, _ = metrics.nearest_neighbour(params.float(), zoo_params.float(), exclude_self=self_compare)
-    out["nn_distance"] = dist.median().item()
-    return out
 
 
 def resample(run: RunDir, sampler: str = "ddim", steps: int = 50, num_models: int = 100, seed: int = 0,
@@ -290,11 +202,11 @@ def resample(run: RunDir, sampler: str = "ddim", steps: int = 50, num_models: in
                                  config.evaluate.chunk_size, config.evaluate.batch_size)
     accuracy = evaluator.evaluate(samples.params).accuracy
     summary = metrics.accuracy_summary(accuracy)
-    zoo_median = metrics.accuracy_summary(evaluated_groups(run)[0]["zoo"])["median"]
-    network_calls = config.diffusion.timesteps if sampler == "ddpm" else len(model.diffusion.ddim_timesteps(steps))
+    zoo_median = metrics.accuracy_summary(load_evaluation(run).accuracy["zoo"])["median"]
+    network_calls = len(make_sampler(sampler, model.diffusion, steps).timesteps)
     return {"sampler": sampler, "steps": network_calls, "seconds": seconds,
             **{f"generated.{k}": summary[k] for k in ("mean", "median", "best", "min", "std")},
-            "generated.good": 100.0 * (accuracy >= zoo_median - 1.0).double().mean().item()}
+            "generated.good": metrics.share_at_least(accuracy, zoo_median - GOOD_WITHIN)}
 
 
 # --------------------------------------------------------------------------- tables

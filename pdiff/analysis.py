@@ -2,9 +2,10 @@
 
 Every group (training zoo, held-out checkpoints, generated, each baseline) goes through the same
 protocol: accuracy with bootstrap intervals, behavioural similarity to the zoo (IoU of wrong
-predictions), the nearest zoo model in parameter space and agreement with it, the ensemble gain,
-and shared 2D projections of parameters and latents. Results go to analysis.safetensors; the
-scorecard (one row per group) is also kept as JSON metadata for the CLI, the app and notebooks.
+predictions), the nearest zoo model in parameter space and agreement with it, diversity within
+the group, the ensemble gain, and shared 2D projections of parameters and latents. `group_rows`
+is the one place these per-group numbers (the scorecard) are computed; the analysis stage stores
+them, and `report.metrics_table` is the one place they are read.
 """
 from __future__ import annotations
 
@@ -15,31 +16,23 @@ from typing import Any
 import torch
 
 from . import metrics
+from .artifacts import GENERATED
 from .config import RunConfig
+from .loaders import load_evaluation, load_generator, model_groups
 from .projection import PCABasis, fit_projection
-from .runs import RunDir, RunError
+from .runs import RunDir
 from .runtime import make_generator
-from .stages import ANALYSIS, EVALUATION, GENERATED, load_generator, model_groups
 from .training import Progress
 
-
-def evaluated_groups(run: RunDir) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor, dict]:
-    """(accuracy per group, predictions per group, labels, evaluation metadata)."""
-    tensors, meta = run.load(EVALUATION)
-    groups = meta.get("groups", [])
-    missing = [g for g in groups if f"{g}.predictions" not in tensors]
-    if "labels" not in tensors or missing or "zoo" not in groups:
-        raise RunError(f"{run.path}/{EVALUATION} lacks predictions ({', '.join(missing) or 'zoo'}); "
-                       f"redo evaluation with python -m pdiff run --out {run.path} --force evaluate")
-    acc = {g: tensors[f"{g}.accuracy"] for g in groups}
-    pred = {g: tensors[f"{g}.predictions"] for g in groups}
-    return acc, pred, tensors["labels"], meta
+GOOD_WITHIN = 1.0  # points: a model is "good" at no more than this below the zoo's median accuracy
 
 
-def analyse_run(run: RunDir, config: RunConfig, device: torch.device, progress: Progress | None = None) -> dict[str, Any]:
-    """Compute and store every analysis of a finished evaluation; returns the generated row."""
+def analyse_run(run: RunDir, config: RunConfig, device: torch.device,
+                progress: Progress | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
+    """Every analysis of a finished evaluation: (tensors, metadata with the scorecard, headline)."""
     report = progress or (lambda *_: None)
-    acc, pred, labels, meta = evaluated_groups(run)
+    evaluated = load_evaluation(run)
+    acc, pred, labels = evaluated.accuracy, evaluated.predictions, evaluated.labels
     params = model_groups(run)
     names = list(acc)
     sizes = [len(acc[g]) for g in names]
@@ -49,10 +42,10 @@ def analyse_run(run: RunDir, config: RunConfig, device: torch.device, progress: 
     all_pred = torch.cat([pred[g] for g in names]).to(device)
     iou = metrics.wrong_sets_iou(all_pred, labels.to(device)).cpu()  # (M, M)
     out["iou"] = iou
-    zoo_cols = slice(0, sizes[0])  # "zoo" is always first
-    for g, rows in zip(names, _row_slices(sizes)):
-        to_zoo = iou[rows, zoo_cols]
-        out[f"{g}.max_iou"], out[f"{g}.max_iou_index"] = metrics.max_similarity(to_zoo, exclude_self=g == "zoo")
+    blocks = dict(zip(names, _row_slices(sizes)))
+    for g in names:
+        to_zoo = iou[blocks[g], blocks["zoo"]]  # "zoo" is always first
+        out[f"{g}.max_iou"], out[f"{g}.max_iou_index"] = metrics.max_iou_to_zoo(to_zoo, exclude_self=g == "zoo")
 
     report(1, 3, {"phase": "neighbours"})
     zoo_params = params["zoo"].float()
@@ -68,10 +61,55 @@ def analyse_run(run: RunDir, config: RunConfig, device: torch.device, progress: 
     report(2, 3, {"phase": "projections"})
     out |= _projections(run, config, params, names, device)
 
-    scorecard = _scorecard(names, acc, out, meta, config)
-    run.save(ANALYSIS, out, {"groups": names, "sizes": sizes, "scorecard": scorecard})
+    rows = group_rows(acc, pred, labels, evaluated.mean_probs, out, {g: iou[b, b] for g, b in blocks.items()},
+                      config.analysis.bootstrap, config.seed)
     report(3, 3, {})
-    return {"scorecard_generated": scorecard.get("generated", {})}
+    meta = {"groups": names, "sizes": sizes, "scorecard": rows}
+    return out, meta, {"scorecard_generated": rows.get("generated", {})}
+
+
+def group_rows(acc: dict[str, torch.Tensor], pred: dict[str, torch.Tensor], labels: torch.Tensor,
+               mean_probs: dict[str, torch.Tensor], per_model: dict[str, torch.Tensor],
+               within_iou: dict[str, torch.Tensor], bootstrap: int, seed: int) -> dict[str, dict[str, Any]]:
+    """The scorecard: one row of metrics per group, "zoo" first.
+
+    `per_model` holds each group's `{g}.max_iou` and `{g}.nn_distance` (one value per model),
+    `within_iou` each group's own (N_g, N_g) IoU block. Every median comes with a 95% bootstrap
+    interval; undefined values (a lone zoo checkpoint has no neighbour) are None (JSON null).
+    """
+    zoo_median = metrics.accuracy_summary(acc["zoo"])["median"]
+    rows = {}
+    for g, a in acc.items():
+        gen = make_generator(seed)
+        row: dict[str, Any] = metrics.accuracy_summary(a)
+        row["mean_ci"] = list(metrics.bootstrap_ci(a, bootstrap, generator=gen))
+        row["median_ci"] = list(metrics.bootstrap_ci(a, bootstrap, generator=gen, stat="median"))
+        row["good"] = metrics.share_at_least(a, zoo_median - GOOD_WITHIN)
+        for key in ("max_iou", "nn_distance"):
+            row[f"{key}_median"], row[f"{key}_median_ci"] = _median_with_ci(per_model[f"{g}.{key}"], bootstrap, gen)
+        iou_ci = row["max_iou_median_ci"]
+        row["novelty_median"] = None if row["max_iou_median"] is None else 1.0 - row["max_iou_median"]
+        row["novelty_median_ci"] = None if iou_ci is None else [1.0 - iou_ci[1], 1.0 - iou_ci[0]]
+        row["nn_agreement_median"] = _none_if_nan(metrics.median(per_model[f"{g}.nn_agreement"]))
+        row["iou_within"] = _none_if_nan(metrics.mean_off_diagonal(within_iou[g]))
+        row["distinct_predictions"] = metrics.distinct_rows(pred[g])
+        if g in mean_probs:
+            row["ensemble_accuracy"] = metrics.ensemble_accuracy(mean_probs[g], labels)
+            row["ensemble_gain"] = metrics.ensemble_gain(mean_probs[g], labels, a)
+        rows[g] = row
+    return rows
+
+
+def _median_with_ci(values: torch.Tensor, bootstrap: int, gen: torch.Generator) -> tuple[float | None, list | None]:
+    """The median of the defined values and its 95% bootstrap interval (None where none is defined)."""
+    values = values[~torch.isnan(values.double())]
+    if values.numel() == 0:
+        return None, None
+    return metrics.median(values), list(metrics.bootstrap_ci(values, bootstrap, generator=gen, stat="median"))
+
+
+def _none_if_nan(value: float) -> float | None:
+    return None if math.isnan(value) else value
 
 
 def _row_slices(sizes: list[int]) -> list[slice]:
@@ -111,36 +149,7 @@ def _projections(run: RunDir, config: RunConfig, params: dict[str, torch.Tensor]
             umap = fit_projection(groups, "umap", seed=config.seed, n_neighbors=config.analysis.umap_neighbors)
             out |= {f"{g}.{kind}_umap": xy for g, xy in umap.items()}
     trajectory = run.load(GENERATED)[0]["trajectory"]
-    if trajectory.numel():
+    if config.analysis.trajectory and trajectory.numel():
         points, models, dim = trajectory.shape
         out["trajectory.params_pca"] = place(trajectory.reshape(points * models, dim)).reshape(points, models, 2)
     return out
-
-
-def _scorecard(names: list[str], acc: dict[str, torch.Tensor], out: dict[str, torch.Tensor], meta: dict,
-               config: RunConfig) -> dict[str, dict[str, float]]:
-    """One row per group: accuracy with 95% intervals, similarity to the zoo, ensemble gain."""
-    ensembles = meta.get("ensemble_accuracy", {})
-    card = {}
-    for g in names:
-        a = acc[g]
-        row: dict[str, Any] = metrics.accuracy_summary(a)
-        gen = make_generator(config.seed)
-        row["mean_ci"] = list(metrics.bootstrap_ci(a, config.analysis.bootstrap, generator=gen))
-        row["median_ci"] = list(metrics.bootstrap_ci(a, config.analysis.bootstrap, generator=gen, stat="median"))
-        max_iou = _median_or_none(out[f"{g}.max_iou"])
-        row["max_iou_median"] = max_iou
-        row["novelty_median"] = None if max_iou is None else 1.0 - max_iou
-        row["nn_distance_median"] = _median_or_none(out[f"{g}.nn_distance"])
-        row["nn_agreement_median"] = _median_or_none(out[f"{g}.nn_agreement"])
-        if g in ensembles:
-            row["ensemble_accuracy"] = ensembles[g]
-            row["ensemble_gain"] = ensembles[g] - row["mean"]
-        card[g] = row
-    return card
-
-
-def _median_or_none(values: torch.Tensor) -> float | None:
-    """The median, or None (JSON null) where it is undefined: a lone zoo model has no neighbour."""
-    value = values.median().item()
-    return None if math.isnan(value) else value

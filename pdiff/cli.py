@@ -42,8 +42,10 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run (or resume) the whole pipeline")
-    run.add_argument("--preset", default="digits", help="named preset (see `presets`)")
-    run.add_argument("--out", help="run directory (default: $PDIFF_RUNS or runs/, named after preset and config)")
+    run.add_argument("--preset", help="named preset (see `presets`); default: digits for a new run, the run's "
+                                      "stored config for an existing --out")
+    run.add_argument("--out", help="run directory (default: $PDIFF_RUNS or runs/, named after preset and config); "
+                                   "an existing run resumes with its stored config plus any --set")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a config value, e.g. --set autoencoder.steps=500 (repeatable)")
     run.add_argument("--force", metavar="STAGE", help="redo STAGE and every stage after it")
@@ -66,17 +68,35 @@ def _parser() -> argparse.ArgumentParser:
     analyse = sub.add_parser("analyse", help="(re)compute a run's analysis stage")
     analyse.add_argument("run", help="run directory")
     analyse.set_defaults(func=_analyse)
+
+    store = sub.add_parser("store", help="the shared store of finished stages: size, prune, clear")
+    store.add_argument("--root", help="the folder whose runs share the store (default: $PDIFF_RUNS or runs/)")
+    action = store.add_mutually_exclusive_group()
+    action.add_argument("--prune", action="store_true", help="remove entries no run links to any more")
+    action.add_argument("--clear", action="store_true", help="remove the whole store (runs keep their files)")
+    store.set_defaults(func=_store)
     return parser
 
 
-def _config_from_args(args: argparse.Namespace) -> tuple[cfg.RunConfig, dict]:
+def _overrides_from_args(args: argparse.Namespace) -> dict:
     overrides = cfg.parse_set(args.overrides)
     for flag, key in (("data_root", "data.root"), ("device", "device")):
         if getattr(args, flag):
             overrides[key] = getattr(args, flag)
     if args.download:
         overrides["data.download"] = True
-    return cfg.with_overrides(cfg.preset(args.preset), overrides), overrides
+    return overrides
+
+
+def _config_from_args(args: argparse.Namespace, existing: RunDir | None) -> cfg.RunConfig:
+    """An existing run without --preset resumes from its stored config; otherwise the preset
+    (digits by default). --set and the flags apply on top either way."""
+    overrides = _overrides_from_args(args)
+    if existing is not None and args.preset is None:
+        from .pipeline import load_run_config
+
+        return cfg.with_overrides(load_run_config(existing), overrides)
+    return cfg.with_overrides(cfg.preset(args.preset or "digits"), overrides)
 
 
 def default_run_path(preset: str, config: cfg.RunConfig, overrides: dict) -> Path:
@@ -89,18 +109,31 @@ def _run(args: argparse.Namespace) -> int:
     from .pipeline import run_pipeline
     from .progress import TqdmReporter
 
-    config, overrides = _config_from_args(args)
-    path = Path(args.out) if args.out else default_run_path(args.preset, config, overrides)
+    if args.out is not None and not args.out.strip():
+        raise cfg.ConfigError("--out is empty; give a folder for the run, or leave --out out for the default")
+    existing = RunDir(args.out) if args.out and RunDir(args.out).exists() else None
+    config = _config_from_args(args, existing)
+    preset_name = args.preset or "digits"
+    path = Path(args.out) if args.out else default_run_path(preset_name, config, _overrides_from_args(args))
     rank = distributed.setup()
-    if rank.rank == 0:
+    main = rank.rank == 0
+    if main:
         print(f"run directory: {path}" + (f" ({rank.world} processes)" if rank.world > 1 else ""))
-    with TqdmReporter(disable=args.quiet or rank.rank != 0) as reporter:
-        run = run_pipeline(path, config, force=args.force, report=reporter, until=args.until)
-    if rank.rank == 0 and run.stage_done("evaluate"):
-        from .report import format_table, scorecard
-
-        print(format_table(scorecard(run)))
+    with TqdmReporter(disable=args.quiet or not main) as reporter:
+        run = run_pipeline(path, config, force=args.force, report=reporter, until=args.until,
+                           log=print if main else None)
+    if main and run.stage_done("evaluate"):
+        _print_table(run)
     return 0
+
+
+def _print_table(run: RunDir, as_json: bool = False) -> None:
+    from .report import format_table, metrics_table
+
+    table = metrics_table(run)
+    print(json.dumps(table.rows, indent=2) if as_json else format_table(table.rows))
+    if table.note:
+        print(f"note: {table.note}", file=sys.stderr)
 
 
 def _presets(args: argparse.Namespace) -> int:
@@ -120,13 +153,7 @@ def _open_run(path: str) -> RunDir:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .report import format_table, scorecard
-
-    run = _open_run(args.run)
-    if not run.stage_done("evaluate"):
-        raise RunError(f"{run.path} has no finished evaluation yet; finish it with python -m pdiff run --out {run.path}")
-    card = scorecard(run)
-    print(json.dumps(card, indent=2) if args.json else format_table(card))
+    _print_table(_open_run(args.run), args.json)
     return 0
 
 
@@ -134,12 +161,28 @@ def _analyse(args: argparse.Namespace) -> int:
     from .pipeline import load_run_config, run_stage
     from .progress import TqdmReporter
     from .runtime import resolve_device
+    from .status import require_current
 
     run = _open_run(args.run)
     config = load_run_config(run)
+    require_current(run, "evaluate", "nothing to analyse")
     with TqdmReporter() as reporter:
         run_stage(run, config, "analyse", resolve_device(config.device), reporter)
-    from .report import format_table, scorecard
+    _print_table(run)
+    return 0
 
-    print(format_table(scorecard(run)))
+
+def _store(args: argparse.Namespace) -> int:
+    from .store import STORE_DIR, Store, store_for
+
+    root = Path(args.root) if args.root else runs_root()
+    store = store_for(root / "run") or Store(root / STORE_DIR)
+    if args.clear:
+        print(f"removed {store.clear()} stored stages from {store.root}")
+    elif args.prune:
+        print(f"removed {store.prune()} stored stages no run uses from {store.root}")
+    else:
+        entries = store.entries()
+        print(f"{store.root}: {len(entries)} stored stages, {store.size_bytes() / 2**20:.1f} MiB "
+              f"(shared with the runs by hard links where possible)")
     return 0

@@ -85,9 +85,9 @@ class DiffusionConfig:
 @dataclass(frozen=True)
 class SampleConfig:
     num_models: int = 100
-    sampler: str = "ddpm"  # "ddpm" (ancestral, all T steps) or "ddim"
-    ddim_steps: int = 50
-    eta: float = 0.0
+    sampler: str = "ddpm"  # a name in samplers.SAMPLERS: "ddpm" (ancestral) or "ddim"
+    steps: int = 0  # sampling steps; 0 = the sampler's default (DDPM: all T, DDIM: 50)
+    eta: float = 0.0  # DDIM only: 0 deterministic, 1 DDPM-like
     clip_x0: bool = True  # bound x0-predictions to the training latents' range (+10%) while sampling
     trajectory_models: int = 4  # how many samples keep their x0-prediction along the way
     trajectory_points: int = 20  # at how many sampling steps
@@ -115,7 +115,7 @@ class AnalysisConfig:
     umap: bool = True
     umap_neighbors: int = 15
     bootstrap: int = 1000
-    trajectory: bool = True
+    trajectory: bool = True  # place the denoising trajectory in the parameter PCA
 
 
 @dataclass(frozen=True)
@@ -262,12 +262,12 @@ _POSITIVE = [
     "autoencoder.kernel", "autoencoder.latent_dim", "autoencoder.steps", "autoencoder.batch_size",
     "autoencoder.lr", "diffusion.timesteps", "diffusion.kernel", "diffusion.time_dim",
     "diffusion.steps", "diffusion.batch_size", "diffusion.lr", "sample.num_models",
-    "sample.ddim_steps", "baselines.num_models", "baselines.average_m", "analysis.umap_neighbors",
+    "baselines.num_models", "baselines.average_m", "analysis.umap_neighbors",
 ]
 _NON_NEGATIVE = [
     "classifier.momentum", "classifier.weight_decay", "collect.momentum", "collect.weight_decay",
     "collect.heldout_every", "autoencoder.input_noise", "autoencoder.latent_noise",
-    "autoencoder.weight_decay", "sample.eta", "sample.trajectory_models",
+    "autoencoder.weight_decay", "sample.steps", "sample.eta", "sample.trajectory_models",
     "sample.trajectory_points", "evaluate.chunk_size", "evaluate.batch_size", "analysis.bootstrap",
     "data.train_subset", "data.test_subset",
 ]
@@ -290,10 +290,12 @@ def validate(config: RunConfig) -> None:
     d = config.diffusion
     if not 0 < d.beta_start < d.beta_end < 1:
         raise ConfigError("diffusion betas need 0 < beta_start < beta_end < 1")
-    if config.sample.sampler not in ("ddpm", "ddim"):
-        raise ConfigError(f"sample.sampler must be 'ddpm' or 'ddim', got {config.sample.sampler!r}")
-    if config.sample.ddim_steps > d.timesteps:
-        raise ConfigError(f"sample.ddim_steps ({config.sample.ddim_steps}) cannot exceed diffusion.timesteps ({d.timesteps})")
+    from .samplers import SAMPLERS
+
+    if config.sample.sampler not in SAMPLERS:
+        raise ConfigError(f"unknown sample.sampler {config.sample.sampler!r}; samplers: {', '.join(SAMPLERS)}")
+    if config.sample.steps > d.timesteps:
+        raise ConfigError(f"sample.steps ({config.sample.steps}) cannot exceed diffusion.timesteps ({d.timesteps})")
     _validate_zoo_size(config.collect)
     if config.collect.optimizer not in ("sgd", "adamw"):
         raise ConfigError(f"collect.optimizer must be 'sgd' or 'adamw', got {config.collect.optimizer!r}")
@@ -325,7 +327,20 @@ def config_to_dict(config: RunConfig) -> dict[str, Any]:
 
 def config_from_dict(data: dict[str, Any]) -> RunConfig:
     """Rebuild a config from its JSON form (unknown keys are an error, missing keys default)."""
-    return _from_dict(RunConfig, data, "")
+    if not isinstance(data, dict):
+        raise ConfigError("the stored config is not a JSON object")
+    return _from_dict(RunConfig, _migrate(data), "")
+
+
+def _migrate(data: dict[str, Any]) -> dict[str, Any]:
+    """Read configs written by earlier versions: `sample.ddim_steps` became `sample.steps`."""
+    sample = data.get("sample")
+    if isinstance(sample, dict) and "ddim_steps" in sample:
+        sample = dict(sample)
+        steps = sample.pop("ddim_steps")
+        sample.setdefault("steps", steps if sample.get("sampler") == "ddim" else 0)
+        data = {**data, "sample": sample}
+    return data
 
 
 def _from_dict(cls: type, data: dict[str, Any], prefix: str) -> Any:
@@ -338,6 +353,8 @@ def _from_dict(cls: type, data: dict[str, Any], prefix: str) -> Any:
     for name, value in data.items():
         hint = hints[name]
         if dataclasses.is_dataclass(hint):
+            if not isinstance(value, dict):
+                raise ConfigError(f"config section {prefix}{name!r} is not a JSON object")
             kwargs[name] = _from_dict(hint, value, f"{prefix}{name}.")
         else:
             kwargs[name] = _coerce(prefix + name, value, hint)

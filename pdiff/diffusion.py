@@ -1,7 +1,7 @@
-"""Latent DDPM: the noise schedule, the forward process, the loss and the DDPM/DDIM samplers.
+"""Latent DDPM: the noise schedule, the forward process, the loss, and the denoiser network.
 
 The process is a small object that holds only the schedule; the denoiser network is passed in
-(as in improved-diffusion). The schedule is built in float64 and stored as float32 buffers, so
+(as in improved-diffusion), and the samplers that walk it backwards live in samplers.py. The schedule is built in float64 and stored as float32 buffers, so
 `.to(device)` moves it. All randomness comes from an explicit `torch.Generator`.
 """
 from __future__ import annotations
@@ -15,7 +15,6 @@ from torch import nn
 from torch.nn import functional as F
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x_t, t) -> predicted noise
-StepCallback = Callable[[int, torch.Tensor], None]  # (timestep, x0_prediction)
 Bounds = tuple[torch.Tensor, torch.Tensor]  # per-dimension (low, high) to clip x0-predictions to
 
 
@@ -53,6 +52,7 @@ class GaussianDiffusion(nn.Module):
         }
         for name, value in buffers.items():
             self.register_buffer(name, value.float(), persistent=False)
+        self.alphas_cumprod_64 = alphas_cumprod  # float64 on the CPU, for samplers that respace the schedule
 
     @staticmethod
     def _at(values: torch.Tensor, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -80,70 +80,6 @@ class GaussianDiffusion(nn.Module):
         if noise is None:
             noise = randn(tuple(x0.shape), generator, x0.device)
         return F.mse_loss(model(self.q_sample(x0, t, noise), t), noise)
-
-    @torch.no_grad()
-    def ddpm_sample(self, model: Denoiser, shape: tuple[int, ...], generator: torch.Generator | None = None,
-                    device: torch.device | str = "cpu", callback: StepCallback | None = None,
-                    clip: Bounds | None = None) -> torch.Tensor:
-        """Ancestral sampling over all T steps, DDPM algorithm 2 (posterior-mean form).
-
-        `clip` bounds the x0-prediction at every step, as image DDPMs clip to [-1, 1]."""
-        device = torch.device(device)
-        x = randn(shape, generator, device)
-        for step in reversed(range(self.timesteps)):
-            t = torch.full((shape[0],), step, device=device, dtype=torch.long)
-            x0 = self._x0(model, x, t, clip)
-            mean, _ = self.q_posterior(x0, x, t)
-            if callback is not None:
-                callback(step, x0)
-            if step > 0:
-                log_var = self._at(self.posterior_log_variance_clipped, t, x)
-                x = mean + (0.5 * log_var).exp() * randn(shape, generator, device)
-            else:
-                x = mean
-        return x
-
-    @torch.no_grad()
-    def ddim_sample(self, model: Denoiser, shape: tuple[int, ...], steps: int = 50, eta: float = 0.0,
-                    generator: torch.Generator | None = None, device: torch.device | str = "cpu",
-                    callback: StepCallback | None = None, clip: Bounds | None = None,
-                    noise: torch.Tensor | None = None) -> torch.Tensor:
-        """DDIM (Song et al. 2021, eq. 12) over `steps` evenly spaced timesteps; eta=0 is deterministic.
-
-        With `clip`, the x0-prediction is bounded and the noise estimate made consistent with it.
-        Deterministic DDIM needs this more than DDPM: without noise to correct it, an early
-        x0 error carries through (measured on digits: 40% of eta=0 samples left the latent
-        range and fell to chance without clipping, none with it)."""
-        device = torch.device(device)
-        x = noise.to(device) if noise is not None else randn(shape, generator, device)
-        times = self.ddim_timesteps(steps)
-        for i, step in enumerate(times):
-            t = torch.full((shape[0],), step, device=device, dtype=torch.long)
-            eps = model(x, t)
-            x0 = self.predict_x0(x, t, eps)
-            if clip is not None:
-                x0 = x0.clamp(*clip)
-                eps = (x - self._at(self.sqrt_alphas_cumprod, t, x) * x0) / self._at(self.sqrt_one_minus_alphas_cumprod, t, x)
-            if callback is not None:
-                callback(step, x0)
-            abar = self.alphas_cumprod[step]
-            abar_prev = self.alphas_cumprod[times[i + 1]] if i + 1 < len(times) else torch.ones((), device=device)
-            sigma = eta * ((1 - abar_prev) / (1 - abar) * (1 - abar / abar_prev)).sqrt()
-            direction = (1 - abar_prev - sigma**2).clamp(min=0).sqrt() * eps
-            x = abar_prev.sqrt() * x0 + direction
-            if eta > 0 and i + 1 < len(times):
-                x = x + sigma * randn(shape, generator, device)
-        return x
-
-    def ddim_timesteps(self, steps: int) -> list[int]:
-        """Evenly spaced timesteps from T-1 down to 0 (both ends included)."""
-        steps = max(1, min(steps, self.timesteps))
-        grid = torch.linspace(self.timesteps - 1, 0, steps, dtype=torch.float64).round().long()
-        return list(dict.fromkeys(grid.tolist()))
-
-    def _x0(self, model: Denoiser, x: torch.Tensor, t: torch.Tensor, clip: Bounds | None) -> torch.Tensor:
-        x0 = self.predict_x0(x, t, model(x, t))
-        return x0.clamp(*clip) if clip is not None else x0
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:

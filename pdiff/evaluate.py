@@ -187,8 +187,3 @@ def evaluate_loop(model: nn.Module, layout: ParamLayout, vectors: torch.Tensor, 
         preds.append(model(x).argmax(-1).cpu())
     predictions = torch.stack(preds).to(torch.int16)
     return (predictions.to(y.device) == y[None]).float().mean(1).cpu() * 100, predictions
-
-
-def ensemble_accuracy(mean_probs: torch.Tensor, labels: torch.Tensor) -> float:
-    """Accuracy (percent) of the averaged-probability ensemble."""
-    return (mean_probs.argmax(-1) == labels.to(mean_probs.device)).float().mean().item() * 100

@@ -39,6 +39,33 @@ def accuracy_summary(acc: Tensor) -> dict[str, float]:
     }
 
 
+def median(values: Tensor) -> float:
+    """The median of the finite-or-infinite (not NaN) values, numpy's convention for even n; NaN when none."""
+    values = values.detach().reshape(-1).double().cpu()
+    values = values[~torch.isnan(values)]
+    return _median_rows(values[None])[0].item() if values.numel() else float("nan")
+
+
+def share_at_least(values: Tensor, threshold: float) -> float:
+    """Percentage of values >= threshold (e.g. models no more than a point below the zoo's median)."""
+    return 100.0 * (values.detach().double() >= threshold).double().mean().item() if values.numel() else float("nan")
+
+
+def mean_off_diagonal(similarity: Tensor) -> float:
+    """Mean similarity between two different members of one group (low = diverse); NaN below 2 members."""
+    n = similarity.shape[0]
+    if n < 2:
+        return float("nan")
+    off = ~torch.eye(n, dtype=torch.bool, device=similarity.device)
+    return similarity[off].double().mean().item()
+
+
+def distinct_rows(predictions: Tensor) -> int:
+    """How many different prediction vectors (rows) a group of models makes: a collapsed
+    generator makes few, however many models it samples."""
+    return int(torch.unique(predictions, dim=0).shape[0]) if predictions.numel() else 0
+
+
 def _median_rows(x: Tensor) -> Tensor:
     """(R, N) -> (R,) median per row, averaging the two middle values when N is even."""
     n = x.shape[1]
@@ -213,11 +240,15 @@ def nearest_neighbour(x: Tensor, ref: Tensor, exclude_self: bool = False,
     return distances, index
 
 
+def ensemble_accuracy(mean_probs: Tensor, labels: Tensor) -> float:
+    """Accuracy (percent) of the ensemble that averages its members' probabilities, `mean_probs` (S, C)."""
+    return 100.0 * (mean_probs.argmax(dim=1) == labels.to(mean_probs.device)).double().mean().item()
+
+
 def ensemble_gain(mean_probs: Tensor, labels: Tensor, member_acc: Tensor) -> float:
     """Accuracy (percent) of the averaged-probability ensemble minus the mean member accuracy.
 
     `mean_probs` (S, C) are the member probabilities averaged over members; `member_acc` (N,)
     in percent. A positive gain means the members make different mistakes: a diversity signal.
     """
-    ensemble_acc = 100.0 * (mean_probs.argmax(dim=1) == labels).double().mean().item()
-    return ensemble_acc - member_acc.double().mean().item()
+    return ensemble_accuracy(mean_probs, labels) - member_acc.double().mean().item()

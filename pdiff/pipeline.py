@@ -1,12 +1,18 @@
-"""The stages of a run, their artifacts, and resuming.
+"""Running the stages: plan by fingerprints, reuse what matches, run the rest, record everything.
 
 Each stage reads its inputs from the run directory and writes its outputs there, so a stage can
 run in a fresh process: that is what makes an interrupted run resume at the first unfinished
-stage, and what lets the app, the CLI and notebooks share one code path. Each stage seeds itself
-from the run seed and its own index, so a resumed run equals an uninterrupted one.
+stage, and what lets the app, the CLI and notebooks share one code path. Before anything runs,
+every stage gets a fingerprint of exactly what it consumes (its declared config keys, the
+fingerprints of the stages it reads from, its code version, the device kind, and for stages that
+touch data the dataset's content and the classifier's identity). A stage whose recorded
+fingerprint matches is reused; one found in the shared store (store.py) is linked in; any other
+runs, and the plan says why in one line. Under torchrun every rank plans and runs alike, and only
+rank 0 writes (the pipeline decides; the run directory knows nothing of ranks).
 """
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,95 +21,192 @@ from typing import Any
 
 import torch
 
-from . import distributed, stages
+from . import distributed
 from .config import RunConfig, config_from_dict, config_hash, config_to_dict, validate
+from .fingerprint import classifier_identity, dataset_digest, stable_hash
 from .runs import RunDir, RunError, versions
 from .runtime import resolve_device
+from .stages import BY_NAME, STAGE_NAMES, STAGES, Stage, StageContext, StageProgress, get_stage, upstream
+from .status import flat_config
+from .store import Store, store_for
 
-StageProgress = Callable[[str, int, int, dict], None]  # (stage, done, total, info)
-
-STAGES: dict[str, Callable[[StageContext], dict[str, Any]]] = {
-    "collect": stages.collect,
-    "autoencoder": stages.autoencoder,
-    "diffusion": stages.diffusion,
-    "sample": stages.sample,
-    "baselines": stages.baselines,
-    "evaluate": stages.evaluate,
-    "analyse": stages.analyse,
-}
-STAGE_NAMES = list(STAGES)
-MAIN_ONLY = {"baselines", "analyse"}  # cheap, no collectives: rank 0 alone under torchrun
+__all__ = [
+    "STAGES",
+    "STAGE_NAMES",
+    "Plan",
+    "load_run_config",
+    "plan_run",
+    "prepare_run",
+    "reset_from",
+    "run_pipeline",
+    "run_stage",
+]
 
 
-@dataclass
-class StageContext:
-    run: RunDir
-    config: RunConfig
-    device: torch.device
-    stage: str
-    index: int
-    report: StageProgress | None = None
+@dataclass(frozen=True)
+class Plan:
+    """What one stage will do in this invocation: reuse its result, link it from the store, or run."""
 
-    @property
-    def seed(self) -> int:
-        """Per-stage seed: stages are reproducible on their own, in any process."""
-        return self.config.seed * 1000 + self.index
-
-    def progress(self, done: int, total: int, info: dict | None = None) -> None:
-        if self.report is not None:
-            self.report(self.stage, done, total, info or {})
+    stage: Stage
+    inputs: dict[str, Any]
+    fingerprint: str
+    action: str  # "reuse" | "store" | "run"
+    reason: str = ""
 
 
 class ThrottledProgress:
     """Writes progress.json at most every `interval` seconds, for the app to poll, and forwards."""
 
-    def __init__(self, run: RunDir, forward: StageProgress | None = None, interval: float = 0.5) -> None:
-        self.run, self.forward, self.interval, self.last = run, forward, interval, 0.0
+    def __init__(self, run: RunDir, forward: StageProgress | None = None, interval: float = 0.5,
+                 writer: bool = True) -> None:
+        self.run, self.forward, self.interval, self.writer, self.last = run, forward, interval, writer, 0.0
 
     def __call__(self, stage: str, done: int, total: int, info: dict) -> None:
         now = time.monotonic()
-        if now - self.last >= self.interval or done >= total:
+        if self.writer and (now - self.last >= self.interval or done >= total):
             self.run.write_progress(stage, done, total, info)
             self.last = now
         if self.forward is not None:
             self.forward(stage, done, total, info)
 
 
-def prepare_run(path: str | Path, config: RunConfig, force: str | None = None) -> RunDir:
-    """Create the run's manifest, or check an existing one was made with the same config."""
+# --------------------------------------------------------------------------- fingerprints
+
+
+def stage_inputs(stage: Stage, config: RunConfig, device: torch.device, fingerprints: dict[str, str],
+                 data: dict[str, str] | None) -> dict[str, Any]:
+    """Everything `stage` consumes, as JSON: the fingerprint is the hash of this."""
+    flat = flat_config(config_to_dict(config))
+    keys = {k: v for k, v in flat.items() if any(k == d or k.startswith(d + ".") for d in stage.config_keys)}
+    inputs: dict[str, Any] = {"stage": stage.name, "version": stage.version, "config": keys,
+                              "upstream": {u: fingerprints[u] for u in upstream(stage)}, "device": device.type}
+    if stage.uses_data:
+        inputs |= data or {}
+    return inputs
+
+
+def data_identity(config: RunConfig, cache: dict[str, Any]) -> dict[str, str]:
+    """The dataset's content digest and the classifier's identity (the dataset is loaded once
+    and kept in `cache` for the stages of this invocation)."""
+    from .data import load_dataset
+
+    if "dataset" not in cache:
+        cache["dataset"] = load_dataset(config.data)
+    dataset = cache["dataset"]
+    return {"data": dataset_digest(dataset),
+            "classifier": classifier_identity(config.classifier.arch, dataset.input_shape, dataset.num_classes)}
+
+
+def plan_run(run: RunDir, config: RunConfig, device: torch.device, forced: set[str] = frozenset(),
+             store: Store | None = None, cache: dict[str, Any] | None = None) -> list[Plan]:
+    """The action of every stage: reuse a matching finished result, link one from the store, or run."""
+    cache = cache if cache is not None else {}
+    manifest = run.manifest() if run.exists() else {}
+    records = manifest.get("stages", {}) if isinstance(manifest.get("stages"), dict) else {}
+    data = data_identity(config, cache) if any(s.uses_data for s in STAGES) else None
+    fingerprints: dict[str, str] = {}
+    plans: list[Plan] = []
+    rerun: set[str] = set()
+    for stage in STAGES:
+        inputs = stage_inputs(stage, config, device, fingerprints, data)
+        fingerprint = stable_hash(inputs)
+        fingerprints[stage.name] = fingerprint
+        record = records.get(stage.name) if isinstance(records.get(stage.name), dict) else {}
+        reason = _why_run(stage, record, inputs, fingerprint, run, rerun, stage.name in forced)
+        if not reason:
+            plans.append(Plan(stage, inputs, fingerprint, "reuse"))
+            continue
+        rerun.add(stage.name)
+        from_store = store is not None and stage.name not in forced and store.lookup(stage.name, fingerprint)
+        plans.append(Plan(stage, inputs, fingerprint, "store" if from_store else "run", reason))
+    return plans
+
+
+def _why_run(stage: Stage, record: dict[str, Any], inputs: dict[str, Any], fingerprint: str, run: RunDir,
+             rerun: set[str], forced: bool) -> str:
+    """Why the stage must be (re)done, or "" when its finished result matches."""
+    if forced:
+        return "--force"
+    status = record.get("status", "pending")
+    if status != "done":
+        return "not run yet" if status == "pending" else status
+    if record.get("fingerprint") == fingerprint:
+        missing = [name for name in stage.writes if not run.file(name).exists()]
+        return f"{missing[0]} is missing" if missing else ""
+    old = record.get("inputs") if isinstance(record.get("inputs"), dict) else {}
+    changed = [k for k, v in inputs["config"].items() if old.get("config", {}).get(k, v) != v]
+    if changed:
+        return "; ".join(f"{k}: {old['config'][k]!r} -> {inputs['config'][k]!r}" for k in changed[:3])
+    sources = [u for u in inputs["upstream"] if u in rerun or old.get("upstream", {}).get(u) != inputs["upstream"][u]]
+    if sources:
+        return f"its input {', '.join(sources)} changed"
+    for key, what in (("data", "the dataset's content changed"), ("classifier", "the classifier's code changed"),
+                      ("version", "the stage's code changed"), ("device", "the device changed")):
+        if old.get(key) != inputs.get(key):
+            return what if key != "device" else f"device {old.get(key)} -> {inputs.get(key)}"
+    return "made by an older version of pdiff" if not old else "its inputs changed"
+
+
+def describe_plan(plans: list[Plan]) -> str:
+    """One line: which stages are reused, linked from the store, or run, and why."""
+    if all(p.action == "reuse" for p in plans):
+        names = f"all {len(plans)} stages" if len(plans) == len(STAGES) else ", ".join(p.stage.name for p in plans)
+        return f"plan: {names} reused (nothing changed)"
+    parts = []
+    for (action, reason), group in itertools.groupby(plans, key=lambda p: (p.action, p.reason)):
+        names = ", ".join(p.stage.name for p in group)
+        if action == "reuse":
+            parts.append(f"{names} reused")
+        elif action == "store":
+            parts.append(f"{names} from the store ({reason})")
+        else:
+            parts.append(f"{names} run ({reason})")
+    return "plan: " + "; ".join(parts)
+
+
+# --------------------------------------------------------------------------- the run directory
+
+
+def prepare_run(path: str | Path, config: RunConfig) -> RunDir:
+    """Create the run's manifest, or take an existing run over to `config` (stages whose inputs
+    changed are redone by the plan). A folder that is not a run is never written into."""
     validate(config)
     run = RunDir(path)
-    if not distributed.is_main():  # rank 0 creates or checks; the others wait, then read
+    if not distributed.is_main():  # rank 0 creates or updates; the others wait, then read
         distributed.barrier()
         if not run.exists():
             raise RunError(f"rank {distributed.current().rank} cannot see {run.path}/run.json: "
                            f"under torchrun on several nodes the run directory must be on a shared filesystem")
         return run
     if run.exists():
-        stored = run.manifest().get("config")
-        if stored is None:
-            raise RunError(f"{run.path}/run.json has no config; the run directory is damaged")
-        if config_to_dict(config_from_dict(stored)) != config_to_dict(config):
-            diff = _config_diff(config_to_dict(config_from_dict(stored)), config_to_dict(config))
-            raise RunError(f"{run.path} was made with a different config ({diff}); "
-                           f"choose another --out or delete that run")
+        manifest = run.manifest()
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("stages", {}), dict):
+            raise RunError(f"{run.path}/run.json is damaged (not a run manifest); delete the run or choose another --out")
+        manifest.update(config=config_to_dict(config), config_hash=config_hash(config), seed=config.seed)
+        run.write_manifest(manifest)
     else:
+        _check_new_folder(run.path)
         run.path.mkdir(parents=True, exist_ok=True)
         run.write_manifest({
             "config": config_to_dict(config), "config_hash": config_hash(config), "seed": config.seed,
             "versions": versions(), "created": time.time(),
             "stages": {name: {"status": "pending"} for name in STAGE_NAMES},
         })
-    if force is not None:
-        reset_from(run, force)
     distributed.barrier()
     return run
 
 
+def _check_new_folder(path: Path) -> None:
+    if path.exists() and not path.is_dir():
+        raise RunError(f"{path} is a file, not a run directory; choose another --out")
+    if path.is_dir() and any(path.iterdir()):
+        raise RunError(f"{path} exists and is not a pdiff run (no run.json); choose another --out "
+                       f"(an existing folder is never written into)")
+
+
 def reset_from(run: RunDir, stage: str) -> None:
     """Mark `stage` and every later stage pending, so they are recomputed."""
-    if stage not in STAGES:
-        raise RunError(f"unknown stage {stage!r}; stages are: {', '.join(STAGE_NAMES)}")
+    get_stage(stage)
     manifest = run.manifest()
     for name in STAGE_NAMES[STAGE_NAMES.index(stage):]:
         manifest["stages"][name] = {"status": "pending"}
@@ -111,43 +214,89 @@ def reset_from(run: RunDir, stage: str) -> None:
 
 
 def run_stage(run: RunDir, config: RunConfig, stage: str, device: torch.device,
-              report: StageProgress | None = None) -> dict[str, Any]:
-    """Run one stage and record its status, times and metrics in the manifest."""
-    context = StageContext(run, config, device, stage, STAGE_NAMES.index(stage), report)
+              report: StageProgress | None = None, plan: Plan | None = None,
+              cache: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run one stage and record its status, times, metrics and fingerprint in the manifest."""
+    cache = cache if cache is not None else {}
+    if plan is None:  # a stage run on its own: fingerprint it from the stages it reads, as they are recorded
+        plan = _single_plan(run, config, get_stage(stage), device, cache)
+    writer = distributed.is_main()
+    context = StageContext(run, config, device, stage, STAGE_NAMES.index(stage), report, writer, cache)
     started = time.time()
-    run.update_stage(stage, status="running", started=started, device=str(device))
+    if writer:
+        run.update_stage(stage, status="running", started=started, device=str(device))
     try:
-        metrics = STAGES[stage](context)
+        metrics = BY_NAME[stage].run(context)
     except BaseException as exc:  # KeyboardInterrupt too: the stage is redone on resume
-        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-        run.update_stage(stage, status=status, error=f"{exc.__class__.__name__}: {exc}"[:500])
+        if writer:
+            status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            run.update_stage(stage, status=status, error=f"{exc.__class__.__name__}: {exc}"[:500])
         raise
     ended = time.time()
-    run.update_stage(stage, status="done", started=started, ended=ended, seconds=round(ended - started, 3),
-                     metrics=metrics, error=None)
+    if writer:
+        run.update_stage(stage, status="done", started=started, ended=ended, seconds=round(ended - started, 3),
+                         metrics=metrics, error=None, fingerprint=plan.fingerprint, inputs=plan.inputs, reused=None)
     return metrics
 
 
-def run_pipeline(path: str | Path, config: RunConfig, force: str | None = None,
-                 report: StageProgress | None = None, until: str | None = None) -> RunDir:
-    """Run every unfinished stage in order (up to `until`); finished stages are reused.
+def _single_plan(run: RunDir, config: RunConfig, stage: Stage, device: torch.device, cache: dict[str, Any]) -> Plan:
+    records = run.manifest().get("stages", {})
+    fingerprints = {u: (records.get(u) or {}).get("fingerprint", "") for u in upstream(stage)}
+    data = data_identity(config, cache) if stage.uses_data else None
+    inputs = stage_inputs(stage, config, device, fingerprints, data)
+    return Plan(stage, inputs, stable_hash(inputs), "run", "asked for")
 
-    Under torchrun every rank runs this: training is data-parallel, sampling and evaluation are
-    sharded, the cheap baselines and analysis run on rank 0, and only rank 0 writes.
+
+def _adopt(run: RunDir, plan: Plan, store: Store) -> bool:
+    """Link a stage's artifacts from the store and record it as done; False if that failed."""
+    record = store.adopt(plan.stage.name, plan.fingerprint, run.path)
+    if record is None:
+        return False
+    now = time.time()
+    run.update_stage(plan.stage.name, status="done", started=now, ended=now, seconds=record.get("seconds", 0.0),
+                     metrics=record.get("metrics", {}), error=None, fingerprint=plan.fingerprint, inputs=plan.inputs,
+                     reused="store")
+    return True
+
+
+def run_pipeline(path: str | Path, config: RunConfig, force: str | None = None,
+                 report: StageProgress | None = None, until: str | None = None,
+                 log: Callable[[str], None] | None = None) -> RunDir:
+    """Run every stage whose fingerprint does not match (up to `until`); matching ones are reused.
+
+    `force` redoes that stage and every later one (bypassing the store); `log` receives the
+    one-line plan. Under torchrun every rank runs this: training is data-parallel, sampling and
+    evaluation are sharded, the cheap baselines and analysis run on rank 0, and only rank 0 writes.
     """
     distributed.setup()
-    run = prepare_run(path, config, force)
+    forced = set(STAGE_NAMES[STAGE_NAMES.index(get_stage(force).name):]) if force else set()
+    last = STAGE_NAMES.index(get_stage(until).name) if until else len(STAGE_NAMES) - 1
+    run = prepare_run(path, config)
     device = resolve_device(config.device)
-    manifest = run.manifest()
-    manifest["device"] = str(device)
-    run.write_manifest(manifest)
-    progress = ThrottledProgress(run, report)
-    last = STAGE_NAMES.index(until) if until else len(STAGE_NAMES) - 1
-    for stage in STAGE_NAMES[: last + 1]:
-        if run.stage_done(stage):
+    writer = distributed.is_main()
+    store = store_for(run.path) if distributed.current().world == 1 else None  # see store.py
+    cache: dict[str, Any] = {}
+    plans = plan_run(run, config, device, forced, store, cache)[: last + 1]
+    if writer:
+        manifest = run.manifest()
+        manifest["device"] = str(device)
+        run.write_manifest(manifest)
+        if log is not None:
+            log(describe_plan(plans))
+    progress = ThrottledProgress(run, report, writer=writer)
+    for plan in plans:
+        name = plan.stage.name
+        if plan.action == "reuse":
             continue
-        if distributed.is_main() or stage not in MAIN_ONLY:
-            run_stage(run, config, stage, device, progress)
+        if plan.action == "store" and store is not None and _adopt(run, plan, store):
+            continue
+        if writer or not plan.stage.main_only:
+            run_stage(run, config, name, device, progress, plan, cache)
+        if writer and store is not None:
+            record = run.stage(name)
+            store.publish(name, plan.fingerprint, run.path, list(plan.stage.writes),
+                          {"stage": name, "fingerprint": plan.fingerprint, "inputs": plan.inputs,
+                           "metrics": record.get("metrics", {}), "seconds": record.get("seconds", 0.0)})
         distributed.barrier()  # later stages on every rank read what rank 0 wrote
     return run
 
@@ -155,18 +304,5 @@ def run_pipeline(path: str | Path, config: RunConfig, force: str | None = None,
 def load_run_config(run: RunDir) -> RunConfig:
     try:
         return config_from_dict(run.manifest()["config"])
-    except KeyError:
+    except (KeyError, TypeError):
         raise RunError(f"{run.path}/run.json has no config; the run directory is damaged") from None
-
-
-def _config_diff(old: dict, new: dict, prefix: str = "") -> str:
-    changes = []
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            inner = _config_diff(a, b, f"{prefix}{key}.")
-            if inner:
-                changes.append(inner)
-        elif a != b:
-            changes.append(f"{prefix}{key}: {a!r} -> {b!r}")
-    return "; ".join(changes)

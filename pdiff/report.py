@@ -1,28 +1,56 @@
-"""The scorecard of a run: one row per group of models, as a dict or a printed table."""
+"""The one metrics table of a run: one row per group of models, as a dict or a printed table.
+
+`metrics_table` is what every reader calls (the CLI's `report` and closing table, the app's
+pages, the ablation runner, the notebooks). It returns the analysis stage's scorecard (computed
+by `analysis.group_rows`) only while that stage is current; otherwise it falls back to the
+accuracy statistics of a current evaluation and says which stage is stale, or refuses.
+"""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from . import metrics
-from .runs import RunDir
+from .artifacts import ANALYSIS
+from .loaders import load_evaluation
+from .runs import RunDir, RunError
+from .status import require_current, stage_states
 
 COLUMNS = [("n", "n", "{:d}"), ("best", "best", "{:.2f}"), ("mean", "mean", "{:.2f}"),
            ("median", "median", "{:.2f}"), ("min", "min", "{:.2f}"), ("std", "std", "{:.2f}")]
 ANALYSIS_COLUMNS = [("mean_ci", "mean 95% CI", "{:.2f}-{:.2f}"), ("max_iou_median", "max IoU", "{:.3f}"),
-                    ("nn_distance_median", "NN dist", "{:.3f}"), ("ensemble_gain", "ens. gain", "{:+.2f}")]
+                    ("nn_distance_median", "NN dist", "{:.3f}"), ("iou_within", "IoU within", "{:.3f}"),
+                    ("distinct_predictions", "distinct", "{:d}"), ("ensemble_gain", "ens. gain", "{:+.2f}")]
+
+Table = dict[str, dict[str, Any]]
 
 
-def scorecard(run: RunDir) -> dict[str, dict[str, Any]]:
-    """The analysis scorecard when the run has one, else accuracy statistics from evaluation."""
-    if run.file("analysis.safetensors").exists():
-        return run.load("analysis.safetensors")[1]["scorecard"]
-    from .analysis import evaluated_groups
-
-    accuracy = evaluated_groups(run)[0]
-    return {group: metrics.accuracy_summary(acc) for group, acc in accuracy.items()}
+@dataclass(frozen=True)
+class MetricsTable:
+    rows: Table  # group -> metrics, "zoo" first
+    complete: bool  # the analysis' full scorecard (False: accuracy only)
+    note: str = ""  # why only accuracy is shown (the analysis is pending or stale)
 
 
-def format_table(card: dict[str, dict[str, Any]]) -> str:
+def metrics_table(run: RunDir, manifest: dict[str, Any] | None = None) -> MetricsTable:
+    """The run's per-group metrics; a one-line RunError when even its evaluation is not current."""
+    manifest = manifest if manifest is not None else run.manifest()
+    states = stage_states(run, manifest)
+    if states["analyse"].current:
+        card = run.load(ANALYSIS)[1].get("scorecard")
+        if not isinstance(card, dict) or "zoo" not in card:
+            raise RunError(f"{run.path}/{ANALYSIS} has no scorecard; redo it with python -m pdiff run --out {run.path} "
+                           f"--force analyse")
+        return MetricsTable(card, True)
+    require_current(run, "evaluate", "no results to show", manifest)
+    analyse = states["analyse"]
+    why = f"stale ({analyse.stale})" if analyse.stale else analyse.status
+    accuracy = load_evaluation(run).accuracy
+    return MetricsTable({g: metrics.accuracy_summary(a) for g, a in accuracy.items()}, False,
+                        f"accuracy only: the analyse stage is {why}; update it with python -m pdiff run --out {run.path}")
+
+
+def format_table(card: Table) -> str:
     """Fixed-width table; the analysis columns appear when the scorecard has them."""
     columns = COLUMNS + [c for c in ANALYSIS_COLUMNS if any(c[0] in row for row in card.values())]
     header = ["group"] + [title for _, title, _ in columns]

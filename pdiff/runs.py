@@ -18,8 +18,6 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save
 
-from . import distributed
-
 MANIFEST = "run.json"
 PROGRESS = "progress.json"
 
@@ -113,8 +111,6 @@ class RunDir:
         return read_json(self.file(MANIFEST))
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
-        if not distributed.is_main():  # under torchrun only rank 0 writes the run directory
-            return
         write_json(self.file(MANIFEST), manifest)
 
     def stage(self, stage: str) -> dict[str, Any]:
@@ -129,16 +125,12 @@ class RunDir:
         self.write_manifest(manifest)
 
     def save(self, name: str, tensors: dict[str, torch.Tensor], meta: dict[str, Any] | None = None) -> None:
-        if not distributed.is_main():
-            return
         save_tensors(self.file(name), tensors, meta)
 
     def load(self, name: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         return load_tensors(self.file(name))
 
     def write_progress(self, stage: str, done: int, total: int, info: dict[str, Any] | None = None) -> None:
-        if not distributed.is_main():
-            return
         write_json(self.file(PROGRESS), {"stage": stage, "done": done, "total": total,
                                          "info": info or {}, "time": time.time(), "pid": os.getpid()})
 

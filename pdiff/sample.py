@@ -12,6 +12,7 @@ import torch
 from .autoencoder import ParamAutoencoder
 from .diffusion import ConvDenoiser, GaussianDiffusion
 from .params import Normalizer
+from .samplers import make_sampler, sample_loop
 
 
 @dataclass
@@ -72,14 +73,15 @@ class ParamGenerator:
         return self.normalizer.denormalize(self.autoencoder.decode(z))
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator, sampler: str = "ddpm", ddim_steps: int = 50,
+    def sample(self, n: int, generator: torch.Generator, sampler: str = "ddpm", steps: int = 0,
                eta: float = 0.0, trajectory_models: int = 0, trajectory_points: int = 0,
                clip: bool = True) -> Samples:
         """Draw n latents, keep the first M samples' x0-predictions at P steps, decode everything.
 
-        `clip` bounds x0-predictions to the training latents' range (see `LatentStats`)."""
-        shape = (n, self.denoiser.length)
-        record = self._record_steps(sampler, ddim_steps, trajectory_points) if trajectory_models else set()
+        `steps` = 0 takes the sampler's default; `clip` bounds x0-predictions to the training
+        latents' range (see `LatentStats`)."""
+        walker = make_sampler(sampler, self.diffusion, steps, eta, self.stats.bounds(self.device) if clip else None)
+        record = _spread(walker.timesteps, trajectory_points) if trajectory_models else set()
         kept: dict[int, torch.Tensor] = {}
 
         def callback(step: int, x0: torch.Tensor) -> None:
@@ -87,23 +89,17 @@ class ParamGenerator:
                 kept[step] = x0[:trajectory_models].clone()
 
         self.denoiser.eval()
-        bounds = self.stats.bounds(self.device) if clip else None
-        if sampler == "ddim":
-            latents = self.diffusion.ddim_sample(self.denoiser, shape, ddim_steps, eta, generator, self.device, callback,
-                                                 bounds)
-        else:
-            latents = self.diffusion.ddpm_sample(self.denoiser, shape, generator, self.device, callback, bounds)
-        steps = sorted(kept, reverse=True)
-        trajectory = (torch.stack([self.decode(kept[s]) for s in steps]) if steps
+        latents = sample_loop(self.denoiser, walker, (n, self.denoiser.length), generator, self.device, callback)
+        visited = sorted(kept, reverse=True)
+        trajectory = (torch.stack([self.decode(kept[s]) for s in visited]) if visited
                       else torch.zeros(0, 0, self.normalizer.mean.numel()))
         return Samples(self.decode(latents).float().cpu(), latents.cpu(), trajectory.float().cpu(),
-                       torch.tensor(steps, dtype=torch.long))
+                       torch.tensor(visited, dtype=torch.long))
 
-    def _record_steps(self, sampler: str, ddim_steps: int, points: int) -> set[int]:
-        """`points` timesteps, evenly spread over the ones the sampler visits (0 always kept)."""
-        visited = (self.diffusion.ddim_timesteps(ddim_steps) if sampler == "ddim"
-                   else list(range(self.diffusion.timesteps - 1, -1, -1)))
-        if points <= 0:
-            return set()
-        picks = torch.linspace(0, len(visited) - 1, min(points, len(visited))).round().long()
-        return {visited[i] for i in picks.tolist()}
+
+def _spread(visited: list[int], points: int) -> set[int]:
+    """`points` of the sampler's timesteps, evenly spread over them (the last, t=0, always kept)."""
+    if points <= 0:
+        return set()
+    picks = torch.linspace(0, len(visited) - 1, min(points, len(visited))).round().long()
+    return {visited[i] for i in picks.tolist()}

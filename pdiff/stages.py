@@ -1,121 +1,97 @@
-"""What each stage computes and stores. Each takes a `StageContext` and returns its key metrics.
+"""The stages of a run, each declared once: what it reads, what it writes, and its function.
 
-Artifacts (all safetensors + JSON metadata) and the loaders that rebuild objects from them live
-here too, so the CLI, the app and notebooks open a run the same way the next stage does.
+A `Stage` names the config keys it reads, the artifacts it reads and writes (names from
+artifacts.py), and a code version to bump whenever its code changes what it writes. The pipeline
+turns these declarations into fingerprints (fingerprint.py) to decide what to reuse; the app, the
+report, the ablation runner and the tests take stage order and artifact names from `STAGES`.
+Each stage function takes a `StageContext`, reads its inputs from the run directory, writes its
+outputs there (`ctx.save`) and returns its key metrics.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
 
 from . import baselines as baseline_models
 from . import distributed
-from .autoencoder import ParamAutoencoder, reconstruction_error, train_autoencoder
+from .analysis import analyse_run
+from .artifacts import ANALYSIS, AUTOENCODER, BASE, BASELINES, DENOISER, EVALUATION, GENERATED, ZOO
+from .autoencoder import reconstruction_error, train_autoencoder
 from .classifiers import build_classifier
 from .collect import collect_checkpoints, heldout_mask, train_classifier
 from .config import RunConfig
 from .data import Dataset, load_dataset
-from .diffusion import ConvDenoiser, GaussianDiffusion
-from .evaluate import BatchedEvaluator, ensemble_accuracy
-from .params import Normalizer, ParamLayout, select_target
+from .evaluate import BatchedEvaluator
+from .loaders import add_prefix, load_generator, load_layout, load_task, model_groups, training_rows
+from .params import Normalizer, select_target
 from .runs import RunDir, RunError
 from .runtime import make_generator, seed_everything
-from .sample import LatentStats, ParamGenerator
+from .sample import LatentStats
 from .training import Progress, batch_index, train_steps
 
-if TYPE_CHECKING:
-    from .pipeline import StageContext
-
-BASE, ZOO, AUTOENCODER, DENOISER = "base.safetensors", "zoo.safetensors", "autoencoder.safetensors", "denoiser.safetensors"
-GENERATED, BASELINES, EVALUATION = "generated.safetensors", "baselines.safetensors", "evaluation.safetensors"
-ANALYSIS = "analysis.safetensors"
-
-
-# --------------------------------------------------------------------------- loaders
+StageProgress = Callable[[str, int, int, dict], None]  # (stage, done, total, info)
 
 
 @dataclass
-class Task:
-    """The classifier with its frozen rest, the test data, and the target layout of a run."""
+class StageContext:
+    """What a stage function gets: the run, its config and device, progress, and whether this
+    process writes (under torchrun only rank 0 does; the pipeline decides)."""
 
-    dataset: Dataset
-    model: nn.Module
-    layout: ParamLayout
+    run: RunDir
+    config: RunConfig
+    device: torch.device
+    stage: str
+    index: int
+    report: StageProgress | None = None
+    writer: bool = True
+    cache: dict[str, Any] = field(default_factory=dict)  # loaded once per pipeline invocation (the dataset)
 
+    @property
+    def seed(self) -> int:
+        """Per-stage seed: stages are reproducible on their own, in any process."""
+        return self.config.seed * 1000 + self.index
 
-def load_task(run: RunDir, config: RunConfig, device: torch.device) -> Task:
-    dataset = load_dataset(config.data)
-    state, meta = run.load(BASE)
-    model = build_classifier(config.classifier.arch, dataset.input_shape, dataset.num_classes)
-    try:
-        model.load_state_dict(state)
-    except RuntimeError:
-        raise RunError(f"{run.path}/{BASE} does not fit classifier {config.classifier.arch!r}; "
-                       f"the run is damaged or from other code: redo it with --force collect") from None
-    return Task(dataset, model.to(device).eval(), ParamLayout.from_json(meta["layout"]))
+    def progress(self, done: int, total: int, info: dict | None = None) -> None:
+        if self.report is not None:
+            self.report(self.stage, done, total, info or {})
 
+    def save(self, name: str, tensors: dict[str, torch.Tensor], meta: dict[str, Any] | None = None) -> None:
+        if self.writer:
+            self.run.save(name, tensors, meta)
 
-def load_zoo(run: RunDir) -> dict[str, torch.Tensor]:
-    """params (K, D), steps (K,), heldout (K,) bool, accuracy (K,) percent."""
-    tensors, _ = run.load(ZOO)
-    tensors["heldout"] = tensors["heldout"].bool()
-    return tensors
-
-
-def load_generator(run: RunDir, config: RunConfig, device: torch.device, with_denoiser: bool = True) -> ParamGenerator:
-    """Rebuild normalizer, autoencoder, latent stats and (optionally) the denoiser of a run."""
-    ae_state, ae_meta = run.load(AUTOENCODER)
-    autoencoder = ParamAutoencoder(ae_meta["dim"], config.autoencoder)
-    autoencoder.load_state_dict(_strip(ae_state, "model."))
-    normalizer = Normalizer.from_state(_strip(ae_state, "normalizer."))
-    low, high = ae_state.get("latent.low"), ae_state.get("latent.high")
-    if low is None or high is None:  # saved before sampling clipped x0: refit the bounds, or clip_x0 does nothing
-        with torch.no_grad():
-            refit = LatentStats.fit(autoencoder.eval().encode(normalizer.normalize(training_rows(run)).float()))
-        low, high = refit.low, refit.high
-    stats = LatentStats(ae_state["latent.mean"], ae_state["latent.scale"], low, high)
-    d = config.diffusion
-    denoiser = ConvDenoiser(config.autoencoder.latent_dim, d.channels, d.kernel, d.time_dim)
-    if with_denoiser:
-        den_state, _ = run.load(DENOISER)
-        denoiser.load_state_dict(_strip(den_state, "model."))
-    diffusion = GaussianDiffusion(d.timesteps, d.beta_start, d.beta_end)
-    return ParamGenerator(normalizer, autoencoder.to(device).eval(), stats,
-                          denoiser.to(device).eval(), diffusion.to(device))
+    def dataset(self) -> Dataset:
+        if "dataset" not in self.cache:
+            self.cache["dataset"] = load_dataset(self.config.data)
+        return self.cache["dataset"]
 
 
-def model_groups(run: RunDir) -> dict[str, torch.Tensor]:
-    """Every group of parameter vectors a run holds: zoo (training checkpoints), held-out
-    checkpoints (if any), generated, and each baseline. "zoo" always comes first."""
-    zoo = load_zoo(run)
-    groups = {"zoo": zoo["params"][~zoo["heldout"]]}
-    if zoo["heldout"].any():
-        groups["heldout"] = zoo["params"][zoo["heldout"]]
-    if run.file(GENERATED).exists():
-        groups["generated"] = run.load(GENERATED)[0]["params"]
-    if run.file(BASELINES).exists():
-        groups.update(run.load(BASELINES)[0])
-    return groups
+@dataclass(frozen=True)
+class Stage:
+    """One stage's contract. `config_keys` are dotted keys or whole sections it reads; `reads`
+    and `writes` are artifact names; `uses_data` adds the dataset's content and the classifier's
+    identity to its fingerprint; `main_only` stages run on rank 0 alone under torchrun."""
+
+    name: str
+    run: Callable[[StageContext], dict[str, Any]]
+    config_keys: tuple[str, ...]
+    reads: tuple[str, ...]
+    writes: tuple[str, ...]
+    version: int = 1
+    uses_data: bool = False
+    main_only: bool = False
 
 
-def _strip(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-
-
-def _prefixed(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    return {prefix + k: v for k, v in state.items()}
-
-
-# --------------------------------------------------------------------------- stages
+# --------------------------------------------------------------------------- collect
 
 
 def collect(ctx: StageContext) -> dict[str, Any]:
     """Train the classifier (per seed), then save K checkpoints of the target parameters."""
     config = ctx.config
-    dataset = load_dataset(config.data)
+    dataset = ctx.dataset()
     seeds = config.collect.seeds
     counts = [len(part) for part in torch.arange(config.collect.num_checkpoints).chunk(seeds)]
     vectors, steps, seed_index, base_acc = [], [], [], []
@@ -141,9 +117,9 @@ def collect(ctx: StageContext) -> dict[str, Any]:
     accuracy = evaluator.evaluate_sharded(params).accuracy
     meta = {"layout": zoo.layout.to_json(), "target": zoo.layout.names, "input_shape": list(dataset.input_shape),
             "num_classes": dataset.num_classes}
-    ctx.run.save(BASE, base_state, meta)
-    ctx.run.save(ZOO, {"params": params, "steps": torch.cat(steps), "seed": torch.cat(seed_index),
-                       "heldout": heldout.to(torch.uint8), "accuracy": accuracy}, meta)
+    ctx.save(BASE, base_state, meta)
+    ctx.save(ZOO, {"params": params, "steps": torch.cat(steps), "seed": torch.cat(seed_index),
+                   "heldout": heldout.to(torch.uint8), "accuracy": accuracy}, meta)
     return {"dim": zoo.layout.dim, "num_checkpoints": len(params), "classifier_accuracy": base_acc[0],
             "zoo_accuracy_mean": accuracy.mean().item(), "heldout": int(heldout.sum())}
 
@@ -180,17 +156,14 @@ def _accuracy(model: nn.Module, dataset: Dataset, device: torch.device) -> float
     return (preds == dataset.y_test).float().mean().item() * 100
 
 
-def training_rows(run: RunDir) -> torch.Tensor:
-    """Zoo vectors the generative models may learn from (held-out checkpoints excluded)."""
-    zoo = load_zoo(run)
-    return zoo["params"][~zoo["heldout"]]
+# --------------------------------------------------------------------------- generator
 
 
 def autoencoder(ctx: StageContext) -> dict[str, Any]:
     """Fit the per-tensor normalizer and train the autoencoder on the training checkpoints."""
     seed_everything(ctx.seed)
     params = training_rows(ctx.run)
-    layout = ParamLayout.from_json(ctx.run.load(ZOO)[1]["layout"])
+    layout = load_layout(ctx.run)
     normalizer = Normalizer.fit(params, layout)
     data = normalizer.normalize(params).float().to(ctx.device)
     model, history = train_autoencoder(data, ctx.config.autoencoder,
@@ -199,10 +172,10 @@ def autoencoder(ctx: StageContext) -> dict[str, Any]:
     latents = model.encode(data).detach()
     stats = LatentStats.fit(latents)
     error = reconstruction_error(model, data)
-    state = (_prefixed(model.state_dict(), "model.") | _prefixed(normalizer.state(), "normalizer.")
+    state = (add_prefix(model.state_dict(), "model.") | add_prefix(normalizer.state(), "normalizer.")
              | {"latent.mean": stats.mean, "latent.scale": stats.scale, "latent.low": stats.low,
                 "latent.high": stats.high, "loss": torch.tensor(history.loss)})
-    ctx.run.save(AUTOENCODER, state, {"dim": layout.dim, "loss_every": history.every})
+    ctx.save(AUTOENCODER, state, {"dim": layout.dim, "loss_every": history.every})
     return {"final_loss": history.loss[-1], "reconstruction_mse": error}
 
 
@@ -219,8 +192,8 @@ def diffusion(ctx: StageContext) -> dict[str, Any]:
         return process.training_loss(net, latents[batch_index(len(latents), config.batch_size, gen, ctx.device)], gen)
 
     history = train_steps(denoiser, loss, config.steps, config.lr, 0.0, ctx.progress, ctx.config.precision)
-    state = _prefixed(denoiser.state_dict(), "model.") | {"loss": torch.tensor(history.loss)}
-    ctx.run.save(DENOISER, state, {"loss_every": history.every})
+    state = add_prefix(denoiser.state_dict(), "model.") | {"loss": torch.tensor(history.loss)}
+    ctx.save(DENOISER, state, {"loss_every": history.every})
     return {"final_loss": history.loss[-1]}
 
 
@@ -233,22 +206,23 @@ def sample(ctx: StageContext) -> dict[str, Any]:
     share = distributed.shard(s.num_models)  # under torchrun each rank samples its share
     keep = s.trajectory_models if distributed.is_main() else 0
     samples = model.sample(share.stop - share.start, make_generator(distributed.rank_seed(ctx.seed), ctx.device),
-                           s.sampler, s.ddim_steps, s.eta, keep, s.trajectory_points, s.clip_x0)
-    ctx.run.save(GENERATED, {"params": distributed.gather_rows(samples.params),
-                             "latents": distributed.gather_rows(samples.latents),
-                             "trajectory": samples.trajectory, "trajectory_steps": samples.trajectory_steps},
-                 {"sampler": s.sampler})
+                           s.sampler, s.steps, s.eta, keep, s.trajectory_points, s.clip_x0)
+    ctx.save(GENERATED, {"params": distributed.gather_rows(samples.params),
+                         "latents": distributed.gather_rows(samples.latents),
+                         "trajectory": samples.trajectory, "trajectory_steps": samples.trajectory_steps},
+             {"sampler": s.sampler})
     ctx.progress(1, 1, {})
     return {"num_models": s.num_models}
 
 
 def baselines(ctx: StageContext) -> dict[str, Any]:
-    """The memorization study's baselines, the autoencoder's reconstructions, and decoder-only samples."""
-    if not ctx.config.baselines.enabled:
-        return {"groups": 0}
-    seed_everything(ctx.seed)
-    groups = make_baselines(ctx.run, ctx.config, ctx.device, make_generator(ctx.seed))
-    ctx.run.save(BASELINES, groups)
+    """The memorization study's baselines, the autoencoder's reconstructions, and decoder-only
+    samples (an empty file when baselines are turned off, so the stage's outputs are always there)."""
+    groups: dict[str, torch.Tensor] = {}
+    if ctx.config.baselines.enabled:
+        seed_everything(ctx.seed)
+        groups = make_baselines(ctx.run, ctx.config, ctx.device, make_generator(ctx.seed))
+    ctx.save(BASELINES, groups)
     return {"groups": len(groups)}
 
 
@@ -257,7 +231,7 @@ def make_baselines(run: RunDir, config: RunConfig, device: torch.device,
     """Each baseline group as (n, D) vectors, built from the training checkpoints only."""
     b = config.baselines
     zoo = training_rows(run)
-    layout = ParamLayout.from_json(run.load(ZOO)[1]["layout"])
+    layout = load_layout(run)
     groups: dict[str, torch.Tensor] = {}
     for sigma in b.noise_sigmas:
         groups[f"noise-abs-{sigma:g}"] = baseline_models.noise_addition(zoo, sigma, b.num_models, generator).params
@@ -273,22 +247,25 @@ def make_baselines(run: RunDir, config: RunConfig, device: torch.device,
     return groups
 
 
+# --------------------------------------------------------------------------- judging
+
+
 def evaluate(ctx: StageContext) -> dict[str, Any]:
-    """Batched accuracy and test predictions of every group, and of the denoising trajectory."""
-    task = load_task(ctx.run, ctx.config, ctx.device)
+    """Batched accuracy, test predictions and ensemble probabilities of every group, and the
+    accuracy along the denoising trajectory."""
+    task = load_task(ctx.run, ctx.config, ctx.device, ctx.dataset())
     e = ctx.config.evaluate
     evaluator = BatchedEvaluator(task.model, task.layout, task.dataset.x_test, task.dataset.y_test,
                                  e.chunk_size, e.batch_size, ctx.config.precision)
     groups = model_groups(ctx.run)
     out: dict[str, torch.Tensor] = {"labels": task.dataset.y_test}
-    ensembles: dict[str, float] = {}
     total = sum(len(v) for v in groups.values())
     done = 0
     for name, vectors in groups.items():
         result = evaluator.evaluate_sharded(vectors, _group_progress(ctx, name, done, total))
         done += len(vectors)
         out[f"{name}.accuracy"], out[f"{name}.predictions"] = result.accuracy, result.predictions
-        ensembles[name] = ensemble_accuracy(result.mean_probs, task.dataset.y_test)
+        out[f"{name}.mean_probs"] = result.mean_probs
     generated = ctx.run.load(GENERATED)[0]
     trajectory = generated["trajectory"]
     if trajectory.numel():
@@ -296,15 +273,48 @@ def evaluate(ctx: StageContext) -> dict[str, Any]:
         acc = evaluator.evaluate_sharded(trajectory.reshape(points * models, dim)).accuracy
         out["trajectory.accuracy"] = acc.reshape(points, models)
         out["trajectory.steps"] = generated["trajectory_steps"]
-    ctx.run.save(EVALUATION, out, {"groups": list(groups), "ensemble_accuracy": ensembles,
-                                   "chunk_size": evaluator.chunk_size})
+    ctx.save(EVALUATION, out, {"groups": list(groups), "chunk_size": evaluator.chunk_size})
     return {f"{g}_median": out[f"{g}.accuracy"].median().item() for g in ("zoo", "generated")} | {
         f"{g}_best": out[f"{g}.accuracy"].max().item() for g in ("zoo", "generated")}
 
 
 def analyse(ctx: StageContext) -> dict[str, Any]:
     """Similarity, neighbours, projections and the scorecard (see analysis.py)."""
-    from .analysis import analyse_run
-
     seed_everything(ctx.seed)
-    return analyse_run(ctx.run, ctx.config, ctx.device, ctx.progress)
+    tensors, meta, headline = analyse_run(ctx.run, ctx.config, ctx.device, ctx.progress)
+    ctx.save(ANALYSIS, tensors, meta)
+    return headline
+
+
+# --------------------------------------------------------------------------- the contract
+
+STAGES: tuple[Stage, ...] = (
+    Stage("collect", collect, ("seed", "precision", "data.name", "data.train_subset", "data.test_subset",
+                               "classifier", "collect"), (), (BASE, ZOO), uses_data=True),
+    Stage("autoencoder", autoencoder, ("seed", "precision", "autoencoder"), (ZOO,), (AUTOENCODER,)),
+    Stage("diffusion", diffusion, ("seed", "precision", "diffusion"), (ZOO, AUTOENCODER), (DENOISER,)),
+    Stage("sample", sample, ("seed", "sample"), (ZOO, AUTOENCODER, DENOISER), (GENERATED,)),
+    Stage("baselines", baselines, ("seed", "baselines"), (ZOO, AUTOENCODER), (BASELINES,), main_only=True),
+    Stage("evaluate", evaluate, ("precision", "evaluate"), (BASE, ZOO, GENERATED, BASELINES), (EVALUATION,),
+          version=2, uses_data=True),
+    Stage("analyse", analyse, ("seed", "analysis"), (ZOO, AUTOENCODER, GENERATED, BASELINES, EVALUATION), (ANALYSIS,),
+          version=2, main_only=True),
+)
+STAGE_NAMES: list[str] = [s.name for s in STAGES]
+BY_NAME: dict[str, Stage] = {s.name: s for s in STAGES}
+PRODUCER: dict[str, str] = {name: s.name for s in STAGES for name in s.writes}
+# Config keys no stage's result depends on: where data comes from (its content is fingerprinted)
+# and the requested device (the device kind it resolves to is fingerprinted instead).
+NOT_RESULTS = ("device", "data.root", "data.download")
+
+
+def upstream(stage: Stage) -> list[str]:
+    """The stages whose artifacts `stage` reads, in pipeline order."""
+    producers = {PRODUCER[name] for name in stage.reads}
+    return [s for s in STAGE_NAMES if s in producers]
+
+
+def get_stage(name: str) -> Stage:
+    if name not in BY_NAME:
+        raise RunError(f"unknown stage {name!r}; stages are: {', '.join(STAGE_NAMES)}")
+    return BY_NAME[name]

@@ -21,7 +21,7 @@ if str(REPO) not in sys.path:
 TINY_OVERRIDES = {
     "device": "cpu",
     "collect.num_checkpoints": 20, "classifier.epochs": 3, "autoencoder.steps": 30, "diffusion.steps": 30,
-    "diffusion.timesteps": 100, "sample.num_models": 10, "sample.ddim_steps": 20, "baselines.num_models": 8,
+    "diffusion.timesteps": 100, "sample.num_models": 10, "sample.steps": 20, "baselines.num_models": 8,
     "analysis.umap": False, "analysis.bootstrap": 200, "sample.trajectory_points": 8,
     "autoencoder.channels": [8, 16], "diffusion.channels": [8, 16],
 }

@@ -49,7 +49,7 @@ MICRO_OVERRIDES = {
     "diffusion.steps": 20,
     "diffusion.timesteps": 50,
     "sample.num_models": 6,
-    "sample.ddim_steps": 10,
+    "sample.steps": 10,
     "sample.trajectory_points": 5,
     "baselines.num_models": 4,
     "baselines.average_m": 4,

@@ -8,9 +8,13 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from pdiff import ablation
+from pdiff import ablation, metrics
+from pdiff.evaluate import BatchedEvaluator
+from pdiff.loaders import load_evaluation, load_generator, load_task, load_zoo
+from pdiff.pipeline import load_run_config
+from pdiff.report import metrics_table
 from pdiff.runs import RunDir
-from pdiff.stages import load_zoo
+from pdiff.runtime import make_generator
 
 TINY = {
     "classifier.epochs": 2,
@@ -18,7 +22,7 @@ TINY = {
     "autoencoder.steps": 5,
     "diffusion.steps": 5,
     "diffusion.timesteps": 20,
-    "sample.ddim_steps": 5,
+    "sample.steps": 5,
     "sample.num_models": 4,
     "device": "cpu",
 }
@@ -34,47 +38,59 @@ def grid(tmp_path_factory):
     return base, root, rows, lines
 
 
-def test_one_row_per_setting_and_seed_with_metrics(grid):
+def test_one_row_per_setting_and_seed_read_from_the_metrics_table(grid):
     _, _, rows, lines = grid
     assert [(r["setting"], r["seed"]) for r in rows] == [(s, k) for s in GRID for k in (0, 1)]
     assert len(lines) == len(rows)
     for row in rows:
-        assert 0.0 <= row["generated.median"] <= 100.0
-        assert row["generated.min"] <= row["generated.median"] <= row["generated.best"]
-        assert 0.0 <= row["generated.max_iou"] <= 1.0 and row["generated.nn_distance"] >= 0.0
-        assert 0.0 <= row["generated.good"] <= 100.0
+        run = RunDir(row["run"])
+        table = metrics_table(run)
+        assert table.complete  # grids run through the analysis: one table for every reader
+        for group in ("zoo", "generated"):
+            card = table.rows[group]
+            assert row[f"{group}.median"] == card["median"] and row[f"{group}.good"] == card["good"]
+            assert row[f"{group}.iou_within"] == card["iou_within"]
+            assert row[f"{group}.distinct_predictions"] == card["distinct_predictions"]
+        assert row["generated.max_iou"] == table.rows["generated"]["max_iou_median"]
+        assert row["generated.nn_distance"] == table.rows["generated"]["nn_distance_median"]
+        accuracy = load_evaluation(run).accuracy["generated"]
+        assert row["generated.median"] == metrics.accuracy_summary(accuracy)["median"]
         assert row["collect.num_checkpoints"] == TINY["collect.num_checkpoints"]
-        assert row["autoencoder.reconstruction_mse"] >= 0.0 and "diffusion.final_loss" in row
+        assert row["autoencoder.reconstruction_mse"] == run.stage("autoencoder")["metrics"]["reconstruction_mse"]
         assert row["time.total"] == pytest.approx(sum(v for k, v in row.items()
                                                       if k.startswith("time.") and k != "time.total"))
-        assert RunDir(row["run"]).stage_done("evaluate") and not RunDir(row["run"]).stage_done("analyse")
 
 
-def test_stages_a_setting_does_not_change_are_copied_from_a_sibling(grid):
-    _, _, rows, _ = grid
+def test_stages_a_setting_does_not_change_come_from_the_store(grid):
+    """The grid reuses stages through the pipeline's fingerprints: a stage whose inputs a
+    setting does not change is linked from the grid's store, never copied with a forged entry."""
+    _, _, rows, lines = grid
     by = {(r["setting"], r["seed"]): RunDir(r["run"]) for r in rows}
     # Same seed, other latent noise: the zoo is shared, the autoencoder is not.
-    run = by[("latent 0", 0)]
-    assert run.stage("collect")["copied_from"] == str(by[("latent 0.1", 0)].path)
-    assert "copied_from" not in run.stage("autoencoder")
+    run, sibling = by[("latent 0", 0)], by[("latent 0.1", 0)]
+    assert run.stage("collect")["reused"] == "store"
+    assert run.file("zoo.safetensors").stat().st_ino == sibling.file("zoo.safetensors").stat().st_ino
+    assert run.stage("autoencoder").get("reused") is None
     # Only the sampler differs: collect, autoencoder and diffusion are all shared.
-    run = by[("ddpm", 1)]
-    assert {run.stage(s).get("copied_from") for s in ("collect", "autoencoder", "diffusion")} == {
-        str(by[("latent 0.1", 1)].path)}
-    assert "copied_from" not in run.stage("sample")
+    run, sibling = by[("ddpm", 1)], by[("latent 0.1", 1)]
+    for stage in ("collect", "autoencoder", "diffusion"):
+        assert run.stage(stage)["reused"] == "store"
+        assert run.stage(stage)["fingerprint"] == sibling.stage(stage)["fingerprint"]
+    assert run.stage("sample").get("reused") is None
     # Another seed never shares anything.
-    assert "copied_from" not in by[("latent 0.1", 1)].stage("collect")
+    assert by[("latent 0.1", 1)].stage("collect").get("reused") is None
     assert not torch.equal(load_zoo(by[("latent 0.1", 0)])["params"], load_zoo(by[("latent 0.1", 1)])["params"])
+    assert "collect, autoencoder, diffusion from the store" in lines[4]  # ddpm, seed 0
 
 
-def test_a_copied_stage_equals_a_recomputed_one(grid, tmp_path):
+def test_a_stored_stage_equals_a_recomputed_one(grid, tmp_path):
     base, _, rows, _ = grid
-    copied = RunDir(next(r["run"] for r in rows if r["setting"] == "latent 0" and r["seed"] == 0))
+    linked = RunDir(next(r["run"] for r in rows if r["setting"] == "latent 0" and r["seed"] == 0))
     fresh = ablation.run_grid(base, {"latent 0": GRID["latent 0"]}, [0], tmp_path, log=None)[0]
     fresh_run = RunDir(fresh["run"])
-    assert "copied_from" not in fresh_run.stage("collect")
-    assert_close(load_zoo(fresh_run)["params"], load_zoo(copied)["params"], rtol=0, atol=0)
-    row = next(r for r in rows if r["run"] == str(copied.path))
+    assert fresh_run.stage("collect").get("reused") is None
+    assert_close(load_zoo(fresh_run)["params"], load_zoo(linked)["params"], rtol=0, atol=0)
+    row = next(r for r in rows if r["run"] == str(linked.path))
     assert fresh["generated.median"] == row["generated.median"]
 
 
@@ -84,7 +100,7 @@ def test_rerunning_a_grid_reuses_finished_runs(grid):
     lines: list[str] = []
     again = ablation.run_grid(base, GRID, [0, 1], root, log=lines.append)
     assert [r["run"] for r in again] == [r["run"] for r in rows]
-    assert all(": reused;" in line for line in lines)
+    assert all("all 7 stages reused (nothing changed)" in line for line in lines)
     assert {r["run"]: RunDir(r["run"]).stage("diffusion")["seconds"] for r in again} == before
     assert [r["generated.median"] for r in again] == [r["generated.median"] for r in rows]
 
@@ -92,8 +108,9 @@ def test_rerunning_a_grid_reuses_finished_runs(grid):
 def test_a_one_checkpoint_zoo_runs_and_has_no_zoo_neighbour(tmp_path):
     base = ablation.base_config(TINY, quick=True)
     row = ablation.run_grid(base, {"K=1": {"collect.num_checkpoints": 1}}, [0], tmp_path, log=None)[0]
-    assert math.isnan(row["zoo.max_iou"]) and math.isnan(row["zoo.nn_distance"])
-    assert 0.0 <= row["generated.max_iou"] <= 1.0
+    assert math.isnan(row["zoo.max_iou"]) and math.isnan(row["zoo.nn_distance"]) and math.isnan(row["zoo.iou_within"])
+    table = metrics_table(RunDir(row["run"])).rows["generated"]
+    assert row["generated.max_iou"] == table["max_iou_median"]
 
 
 def test_resample_counts_network_calls_and_evaluates(grid):
@@ -101,24 +118,18 @@ def test_resample_counts_network_calls_and_evaluates(grid):
     run = RunDir(rows[0]["run"])
     ddim = ablation.resample(run, "ddim", 4, num_models=3, seed=5)
     assert ddim["steps"] == 4 and ddim["seconds"] > 0
-    assert 0.0 <= ddim["generated.min"] <= ddim["generated.best"] <= 100.0
-    ddpm = ablation.resample(run, "ddpm", 0, num_models=3, seed=5)
-    assert ddpm["steps"] == TINY["diffusion.timesteps"]
     again = ablation.resample(run, "ddim", 4, num_models=3, seed=5)  # same seed, same models
     assert {k: v for k, v in again.items() if k != "seconds"} == {k: v for k, v in ddim.items() if k != "seconds"}
-
-
-def test_similarity_to_zoo_of_copies_is_one_and_zero():
-    labels = torch.tensor([0, 1, 2, 3])
-    zoo_pred = torch.tensor([[0, 1, 0, 0], [0, 0, 2, 3], [1, 1, 2, 3]])
-    zoo_params = torch.randn(3, 5, generator=torch.Generator().manual_seed(0))
-    out = ablation.similarity_to_zoo(zoo_pred[[1, 1]], zoo_params[[1, 1]], zoo_pred, zoo_params, labels)
-    assert out == {"max_iou": 1.0, "nn_distance": 0.0, "iou_within": 1.0}
-    # Within the zoo a model is not its own neighbour: wrong sets {2,3}, {1}, {0} share nothing.
-    out = ablation.similarity_to_zoo(zoo_pred, zoo_params, zoo_pred, zoo_params, labels, self_compare=True)
-    assert out["max_iou"] == 0.0 and out["iou_within"] == 0.0
-    expected = torch.cdist(zoo_params, zoo_params).fill_diagonal_(float("inf")).min(1).values.median()
-    assert out["nn_distance"] == pytest.approx(expected.item(), rel=1e-5)
+    ddpm = ablation.resample(run, "ddpm", 0, num_models=3, seed=5)
+    assert ddpm["steps"] == TINY["diffusion.timesteps"]
+    # the accuracies are those of the sampled models, evaluated like the pipeline does
+    config = load_run_config(run)
+    samples = load_generator(run, config, torch.device("cpu")).sample(3, make_generator(5), "ddim", 4)
+    task = load_task(run, config, torch.device("cpu"))
+    accuracy = BatchedEvaluator(task.model, task.layout, task.dataset.x_test, task.dataset.y_test).evaluate(
+        samples.params).accuracy
+    assert ddim["generated.median"] == metrics.accuracy_summary(accuracy)["median"]
+    assert ddim["generated.best"] == accuracy.max().item()
 
 
 def test_summarize_gives_mean_and_sample_std_per_setting():
@@ -146,8 +157,3 @@ def test_quick_mode_reads_the_environment(monkeypatch):
     assert not ablation.quick_mode() and ablation.seeds(full=3) == [0, 1, 2]
     assert ablation.base_config({"seed": 4}).seed == 4
     assert ablation.base_config().diffusion.steps == ablation.FULL_OVERRIDES["diffusion.steps"]
-
-
-def test_until_before_evaluate_is_refused(tmp_path):
-    with pytest.raises(ValueError, match="until"):
-        ablation.run_grid(ablation.base_config(TINY, quick=True), {"a": {}}, [0], tmp_path, until="sample")

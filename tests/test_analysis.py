@@ -7,9 +7,9 @@ from conftest import copy_run, tiny_config
 from torch.testing import assert_close
 
 from pdiff import metrics
-from pdiff.analysis import analyse_run, evaluated_groups
+from pdiff.analysis import analyse_run
+from pdiff.loaders import load_evaluation, model_groups
 from pdiff.runs import RunError
-from pdiff.stages import model_groups
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,8 @@ def test_iou_matrix_is_symmetric_with_unit_diagonal(tiny_run, analysis):
     assert torch.equal(iou.diagonal(), torch.ones(total))
     assert iou.min() >= 0 and iou.max() <= 1
     # it is the IoU of the stored predictions, in group order
-    _, pred, labels, _ = evaluated_groups(tiny_run)
+    evaluated = load_evaluation(tiny_run)
+    pred, labels = evaluated.predictions, evaluated.labels
     stacked = torch.cat([pred[g] for g in meta["groups"]])
     assert_close(iou, metrics.wrong_sets_iou(stacked, labels))
 
@@ -96,15 +97,26 @@ def test_scorecard_has_every_group_with_consistent_numbers(tiny_run, analysis):
     card = meta["scorecard"]
     assert {"zoo", "generated", "gaussian", "averaged-16", "noise-abs-0.01", "noise-rel-0.1",
             "ae-reconstruction", "decoder-only"} <= set(card)
-    accuracy = evaluated_groups(tiny_run)[0]
+    accuracy = load_evaluation(tiny_run).accuracy
     for g, row in card.items():
         summary = metrics.accuracy_summary(accuracy[g])
         assert row["n"] == summary["n"] and row["median"] == pytest.approx(summary["median"])
         lo, hi = row["mean_ci"]
         assert lo <= row["mean"] <= hi
         assert row["novelty_median"] == pytest.approx(1 - row["max_iou_median"])
-        assert row["max_iou_median"] == pytest.approx(tensors[f"{g}.max_iou"].median().item())
-        assert "ensemble_gain" in row
+        assert row["max_iou_median"] == pytest.approx(metrics.median(tensors[f"{g}.max_iou"]))
+        assert row["max_iou_median_ci"][0] <= row["max_iou_median"] <= row["max_iou_median_ci"][1]
+        assert row["nn_distance_median"] == pytest.approx(metrics.median(tensors[f"{g}.nn_distance"]))
+        n = len(accuracy[g])
+        start = sum(meta["sizes"][: meta["groups"].index(g)])
+        block = tensors["iou"][start:start + n, start:start + n]
+        assert row["iou_within"] == pytest.approx(((block.sum() - n) / (n * (n - 1))).item(), rel=1e-5)
+        assert row["distinct_predictions"] == len({tuple(p.tolist()) for p in load_evaluation(tiny_run).predictions[g]})
+        zoo_median = metrics.accuracy_summary(accuracy["zoo"])["median"]
+        assert row["good"] == pytest.approx(100 * (accuracy[g] >= zoo_median - 1).double().mean().item())
+        evaluated = load_evaluation(tiny_run)
+        ensemble = (evaluated.mean_probs[g].argmax(1) == evaluated.labels).double().mean().item() * 100
+        assert row["ensemble_gain"] == pytest.approx(ensemble - accuracy[g].double().mean().item())
 
 
 def test_missing_predictions_is_a_clear_run_error(tiny_run, tmp_path):
@@ -127,4 +139,5 @@ def test_a_one_checkpoint_zoo_has_no_zoo_neighbour_but_everything_else_is_analys
     assert card["zoo"]["max_iou_median"] is None and card["zoo"]["nn_distance_median"] is None
     # every generated model's nearest zoo model is the lone checkpoint, and its IoU is defined
     assert tensors["generated.max_iou_index"].eq(0).all() and not torch.isnan(tensors["generated.max_iou"]).any()
-    assert card["generated"]["max_iou_median"] == pytest.approx(tensors["generated.max_iou"].median().item())
+    assert card["generated"]["max_iou_median"] == pytest.approx(metrics.median(tensors["generated.max_iou"]))
+    assert card["zoo"]["iou_within"] is None and card["zoo"]["max_iou_median_ci"] is None

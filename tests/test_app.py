@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -216,14 +217,14 @@ def test_denoising_page(monkeypatch, root):
 def test_compare_page(monkeypatch, root):
     other = clone_run(root / "tiny", root, "tiny-seed1")
     manifest = read_json(other / "run.json")
-    manifest["config"]["seed"] = 1
+    manifest["config"]["data"]["root"] = "elsewhere"  # read by no stage: the copy stays current
     write_json(other / "run.json", manifest)
     at = show(open_app(monkeypatch, root, run="tiny"), "compare")
     assert not at.error
     at.selectbox(key="cmp_a").set_value("tiny").run()
     at.selectbox(key="cmp_b").set_value("tiny-seed1").run()
     diff = frame(at, "key", "tiny", "tiny-seed1")
-    assert diff.to_dict("records") == [{"key": "seed", "tiny": "0", "tiny-seed1": "1"}]
+    assert diff.to_dict("records") == [{"key": "data.root", "tiny": '"data"', "tiny-seed1": '"elsewhere"'}]
     assert [t["name"] for t in charts(at)[0]["data"]] == ["tiny", "tiny-seed1"]
     card = _card(root / "tiny")
     assert at.dataframe[0].value.loc["generated", "median"] == pytest.approx(card["generated"]["median"])
@@ -361,18 +362,22 @@ def _wait(predicate, timeout: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_resume_command_rebuilds_the_stored_config():
+def test_launch_and_resume_commands(app_run, tmp_path):  # noqa: F811
+    """A new run: preset plus --set; a resume: only --out, so the CLI reads the stored config."""
     from app_fixtures import tiny_config
 
+    from pdiff import cli
     from pdiff.config import parse_set, preset, with_overrides
 
-    config = tiny_config()
-    overrides = launcher.overrides_for(config)
-    assert with_overrides(preset("digits"), overrides) == config
-    cmd = launcher.command(Path("/runs/x"), "digits", overrides)
+    cmd = launcher.command(Path("/runs/x"), "digits", {"sample.num_models": 7, "autoencoder.channels": (8, 16)})
     assert cmd[1:8] == ["-m", "pdiff", "run", "--out", "/runs/x", "--preset", "digits"]
     sets = [cmd[i + 1] for i, arg in enumerate(cmd) if arg == "--set"]
-    assert with_overrides(preset("digits"), parse_set(sets)) == config  # what the CLI will parse
+    config = with_overrides(preset("digits"), parse_set(sets))  # what the CLI will parse
+    assert config.sample.num_models == 7 and config.autoencoder.channels == (8, 16)
+    assert launcher.command(Path("/runs/x"), None) == [sys.executable, "-m", "pdiff", "run", "--out", "/runs/x",
+                                                      "--quiet"]
+    args = cli._parser().parse_args(launcher.command(app_run, None)[3:])
+    assert cli._config_from_args(args, RunDir(app_run)) == tiny_config()  # the stored config, exactly
     assert launcher.active_pid(Path("/nonexistent/run")) is None
 
 
@@ -400,7 +405,7 @@ def test_launch_is_found_again_and_cancels_resumably(monkeypatch, tmp_path):
         assert "interrupted" in launcher.log_tail(path)
         at.run()
         assert at.sidebar.button(key="resume")
-        with pytest.raises(Exception, match="different config"):
+        with pytest.raises(Exception, match="already exists"):
             launcher.launch(path, "digits", {})
     finally:
         if launcher.active_pid(path) is not None:

@@ -93,10 +93,11 @@ def test_out_of_range_values_name_the_key(key, value, needs):
 
 
 def test_cross_field_validation():
-    with pytest.raises(ConfigError, match=r"sample.sampler must be 'ddpm' or 'ddim', got 'euler'"):
+    with pytest.raises(ConfigError, match=r"unknown sample.sampler 'euler'; samplers: ddpm, ddim"):
         with_overrides(RunConfig(), {"sample.sampler": "euler"})
-    with pytest.raises(ConfigError, match="cannot exceed diffusion.timesteps"):
-        with_overrides(RunConfig(), {"diffusion.timesteps": 20})  # default ddim_steps is 50
+    with pytest.raises(ConfigError, match=r"sample.steps \(50\) cannot exceed diffusion.timesteps \(20\)"):
+        with_overrides(RunConfig(), {"diffusion.timesteps": 20, "sample.steps": 50})
+    assert with_overrides(RunConfig(), {"diffusion.timesteps": 20}).sample.steps == 0  # 0: the sampler's default
     with pytest.raises(ConfigError, match="beta_start < beta_end"):
         with_overrides(RunConfig(), {"diffusion.beta_start": 0.5, "diffusion.beta_end": 0.1})
     with pytest.raises(ConfigError, match="odd"):

@@ -14,7 +14,7 @@ import torch
 from pdiff.classifiers import build_classifier
 from pdiff.evaluate import BatchedEvaluator
 from pdiff.params import layout_of, read_vector, select_target
-from pdiff.report import scorecard
+from pdiff.report import metrics_table
 from pdiff.runs import RunDir, load_tensors
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,7 +100,7 @@ def test_two_process_run_is_complete_and_far_above_chance(tmp_path: Path) -> Non
         assert run.file(f"{name}.safetensors").exists(), name
     generated = run.load("generated.safetensors")[0]
     assert generated["params"].shape[0] == 21  # both ranks' shares gathered
-    assert scorecard(run)["generated"]["median"] > 50.0  # 10 classes: chance is 10%
+    assert metrics_table(run).rows["generated"]["median"] > 50.0  # 10 classes: chance is 10%
 
 
 @pytest.mark.slow

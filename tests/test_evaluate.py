@@ -11,7 +11,8 @@ from torch.testing import assert_close
 from pdiff.classifiers import build_classifier
 from pdiff.config import DataConfig
 from pdiff.data import load_dataset
-from pdiff.evaluate import BatchedEvaluator, ensemble_accuracy, evaluate_loop, split_shared_prefix
+from pdiff.evaluate import BatchedEvaluator, evaluate_loop, split_shared_prefix
+from pdiff.metrics import ensemble_accuracy
 from pdiff.params import layout_of, read_vector, select_target, write_vector
 
 

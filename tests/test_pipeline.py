@@ -8,9 +8,9 @@ import pytest
 import torch
 from conftest import copy_run, micro_config, tiny_config
 
+from pdiff.loaders import load_generator, load_task, model_groups
 from pdiff.pipeline import STAGE_NAMES, reset_from, run_pipeline
 from pdiff.runs import RunDir, RunError
-from pdiff.stages import load_generator, load_task, model_groups
 
 ARTIFACTS = ["base.safetensors", "zoo.safetensors", "autoencoder.safetensors", "denoiser.safetensors",
              "generated.safetensors", "baselines.safetensors", "evaluation.safetensors", "analysis.safetensors"]
@@ -53,7 +53,7 @@ def test_tiny_run_manifest_records_config_versions_and_metrics(tiny_run):
     assert manifest["device"] == "cpu"
     for stage in STAGE_NAMES:
         record = manifest["stages"][stage]
-        assert record["ended"] >= record["started"] and record["seconds"] >= 0 and "metrics" in record
+        assert record["seconds"] == pytest.approx(record["ended"] - record["started"], abs=2e-3) and "metrics" in record
     assert manifest["stages"]["collect"]["metrics"]["dim"] == 394
     assert not list(tiny_run.path.glob(".*.tmp"))  # atomic writes leave no temp files
 
@@ -179,17 +179,75 @@ def test_reset_from_marks_the_stage_and_later_pending(micro_run, tmp_path):
 # --------------------------------------------------------------------------- clear errors
 
 
-def test_other_config_on_same_directory_names_the_differing_key(tiny_run):
-    before = tiny_run.file("run.json").read_bytes()
-    other = micro_config()
-    with pytest.raises(RunError, match=r"different config \(.*autoencoder\.steps: 200 -> 20") as info:
-        run_pipeline(tiny_run.path, other)
-    assert "\n" not in str(info.value)
-    from pdiff.config import with_overrides
+def test_changing_one_sample_key_recomputes_exactly_the_stages_that_read_it(micro_run, tmp_path):
+    """sample, evaluate and analyse read what sampling writes; collect, autoencoder, diffusion
+    and baselines (zoo and autoencoder only) do not, so they are reused untouched."""
+    run = copy_run(micro_run, tmp_path / "ddim")
+    before = mtimes(run, ARTIFACTS)
+    fingerprints = {s: run.stage(s)["fingerprint"] for s in STAGE_NAMES}
+    lines: list[str] = []
+    seen: list[str] = []
+    run_pipeline(run.path, micro_config(**{"sample.sampler": "ddim"}), log=lines.append,
+                 report=lambda stage, *_: seen.append(stage))
+    after = mtimes(run, ARTIFACTS)
+    redone = {"generated.safetensors", "evaluation.safetensors", "analysis.safetensors"}
+    assert {n for n in ARTIFACTS if after[n] != before[n]} == redone
+    assert set(seen) == {"sample", "evaluate", "analyse"}
+    changed = {s for s in STAGE_NAMES if run.stage(s)["fingerprint"] != fingerprints[s]}
+    assert changed == {"sample", "evaluate", "analyse"}
+    assert lines == [("plan: collect, autoencoder, diffusion reused; sample run (sample.sampler: 'ddpm' -> 'ddim'); "
+                      "baselines reused; evaluate run (its input sample changed); analyse run (its input sample, "
+                      "evaluate changed)")]
+    assert run.manifest()["config"]["sample"]["sampler"] == "ddim"
+    assert not torch.equal(run.load("generated.safetensors")[0]["params"],
+                           micro_run.load("generated.safetensors")[0]["params"])
 
-    with pytest.raises(RunError, match=r"different config \(seed: 0 -> 5\)"):
-        run_pipeline(tiny_run.path, with_overrides(tiny_config(), {"seed": 5}))
-    assert tiny_run.file("run.json").read_bytes() == before  # nothing was written
+
+def test_runs_in_one_folder_share_stages_through_the_store(tmp_path):
+    """A second run whose early stages have the same fingerprints links them from the store
+    (the same files, not copies) instead of recomputing, and records where they came from."""
+    first = run_pipeline(tmp_path / "a", micro_config(), until="sample")
+    lines: list[str] = []
+    second = run_pipeline(tmp_path / "b", micro_config(**{"sample.num_models": 3}), until="sample", log=lines.append)
+    assert lines[0].startswith("plan: collect, autoencoder, diffusion from the store (not run yet); sample run")
+    for stage, name in (("collect", "zoo.safetensors"), ("autoencoder", "autoencoder.safetensors"),
+                        ("diffusion", "denoiser.safetensors")):
+        assert second.stage(stage)["reused"] == "store"
+        assert second.stage(stage)["fingerprint"] == first.stage(stage)["fingerprint"]
+        assert second.stage(stage)["seconds"] == first.stage(stage)["seconds"]  # the time it cost to compute
+        assert second.file(name).stat().st_ino == first.file(name).stat().st_ino  # a hard link
+    assert "reused" not in first.stage("collect") or first.stage("collect")["reused"] is None
+    assert second.load("generated.safetensors")[0]["params"].shape[0] == 3
+    fresh = run_pipeline(tmp_path / "c" / "fresh", micro_config(**{"sample.num_models": 3}), until="sample")
+    assert fresh.stage("collect").get("reused") is None  # another folder, another store: computed
+    assert torch.equal(fresh.load("generated.safetensors")[0]["params"], second.load("generated.safetensors")[0]["params"])
+
+
+def test_a_dataset_re_registered_under_the_same_name_redoes_collect(tmp_path):
+    from pdiff.data import DATASETS, register_tensors
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(96, 1, 8, 8, generator=g), torch.arange(96) % 3
+    config = micro_config(**{"data.name": "byo-test", "classifier.arch": "mlp", "baselines.enabled": False})
+    try:
+        register_tensors("byo-test", x[:64], y[:64], x[64:], y[64:])
+        run = run_pipeline(tmp_path / "byo", config, until="collect")
+        lines: list[str] = []
+        run_pipeline(run.path, config, until="collect", log=lines.append)
+        assert lines == ["plan: collect reused (nothing changed)"]
+        register_tensors("byo-test", x[:64] + 1, y[:64], x[64:], y[64:])  # same name, other tensors
+        run_pipeline(run.path, config, until="collect", log=lines.append)
+        assert lines[-1] == "plan: collect run (the dataset's content changed)"
+    finally:
+        DATASETS.pop("byo-test", None)
+
+
+def test_a_run_folder_is_never_made_inside_a_folder_that_is_not_a_run(tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    with pytest.raises(RunError, match="exists and is not a pdiff run"):
+        run_pipeline(tmp_path / "mine", micro_config())
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
 
 
 def test_truncated_or_missing_artifact_is_a_one_line_run_error(micro_run, tmp_path):

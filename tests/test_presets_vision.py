@@ -11,11 +11,11 @@ from bench_cifar_smoke import write_synthetic_cifar10
 
 from pdiff.config import preset, with_overrides
 from pdiff.pipeline import run_pipeline
-from pdiff.report import scorecard
+from pdiff.report import metrics_table
 
 FEW_STEPS = {"classifier.epochs": 1, "classifier.batch_size": 16, "data.train_subset": 48, "data.test_subset": 24,
              "collect.num_checkpoints": 4, "autoencoder.steps": 2, "diffusion.steps": 2, "diffusion.timesteps": 20,
-             "sample.sampler": "ddim", "sample.ddim_steps": 5, "sample.num_models": 3, "baselines.num_models": 2,
+             "sample.sampler": "ddim", "sample.steps": 5, "sample.num_models": 3, "baselines.num_models": 2,
              "analysis.umap": False, "analysis.bootstrap": 20, "sample.trajectory_points": 3, "device": "cpu"}
 
 
@@ -28,7 +28,7 @@ def test_paper_preset_runs_a_few_steps_on_cpu(tmp_path: Path, name: str) -> None
     run = run_pipeline(tmp_path / "run", config)
     zoo = run.load("zoo.safetensors")[0]["params"]
     assert zoo.shape == (4, 2048)  # layer4.1.bn1 and bn2, weight and bias: 4 x 512
-    card = scorecard(run)
+    card = metrics_table(run).rows
     assert card["generated"]["n"] == 3 and card["zoo"]["n"] == 4
 
 

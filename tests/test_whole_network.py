@@ -5,8 +5,8 @@ from pathlib import Path
 
 from pdiff.classifiers import build_classifier
 from pdiff.config import preset, with_overrides
+from pdiff.loaders import load_task
 from pdiff.pipeline import run_pipeline
-from pdiff.stages import load_task
 
 FEW_STEPS = {"classifier.epochs": 3, "collect.num_checkpoints": 12, "autoencoder.steps": 3, "diffusion.steps": 3,
              "diffusion.timesteps": 50, "sample.num_models": 4, "baselines.enabled": False, "analysis.bootstrap": 20,

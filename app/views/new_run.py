@@ -4,6 +4,7 @@ import streamlit as st
 from app import data, launcher, ui
 from pdiff import config as cfg
 from pdiff.runs import RunError, safe_run_path
+from pdiff.samplers import SAMPLERS
 
 st.title("New run")
 ui.intro("Choose a preset and the main sizes, then launch: the run builds in the background with the same "
@@ -30,12 +31,13 @@ with st.form("new_run_form"):
     for i, (key, label, help_text) in enumerate(FIELDS):
         values[key] = cols[i % 3].number_input(label, value=int(cfg.get(base, key)), step=1, help=help_text,
                                                key=f"new_{key}_{preset_name}")
-    samplers = ["ddpm", "ddim"]
+    samplers = list(SAMPLERS)
     values["sample.sampler"] = cols[2].selectbox("Sampler", samplers, index=samplers.index(base.sample.sampler),
                                                  key=f"new_sampler_{preset_name}",
-                                                 help="ddpm: all T ancestral steps; ddim: fewer deterministic steps")
-    values["sample.ddim_steps"] = cols[0].number_input("DDIM steps", value=base.sample.ddim_steps, step=1,
-                                                       key=f"new_ddim_{preset_name}")
+                                                 help="; ".join(f"{n}: {c.help}" for n, c in SAMPLERS.items()))
+    values["sample.steps"] = cols[0].number_input("Sampling steps (0: the sampler's default)",
+                                                  value=base.sample.steps, step=1, min_value=0,
+                                                  key=f"new_steps_{preset_name}")
     values["analysis.umap"] = cols[1].checkbox("UMAP projections", value=base.analysis.umap,
                                                key=f"new_umap_{preset_name}",
                                                help="UMAP's first fit costs ~10-20 s of compilation")

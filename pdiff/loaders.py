@@ -1,0 +1,129 @@
+"""Rebuild a run's objects from its artifacts: the task, the zoo, the generator, the model groups.
+
+The CLI, the app, notebooks and the next stage all open a run through these functions, so they
+see exactly what the stage that wrote the files saw. Each raises a one-line `RunError` for a
+missing or damaged file.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .artifacts import AUTOENCODER, BASE, BASELINES, DENOISER, EVALUATION, GENERATED, ZOO
+from .autoencoder import ParamAutoencoder
+from .classifiers import build_classifier
+from .config import RunConfig
+from .data import Dataset, load_dataset
+from .diffusion import ConvDenoiser, GaussianDiffusion
+from .params import Normalizer, ParamLayout
+from .runs import RunDir, RunError
+from .sample import LatentStats, ParamGenerator
+
+
+@dataclass
+class Task:
+    """The classifier with its frozen rest, the test data, and the target layout of a run."""
+
+    dataset: Dataset
+    model: nn.Module
+    layout: ParamLayout
+
+
+def load_task(run: RunDir, config: RunConfig, device: torch.device, dataset: Dataset | None = None) -> Task:
+    """The classifier of a run with its stored state, on `device` (the dataset is loaded unless given)."""
+    dataset = dataset if dataset is not None else load_dataset(config.data)
+    state, meta = run.load(BASE)
+    model = build_classifier(config.classifier.arch, dataset.input_shape, dataset.num_classes)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError:
+        raise RunError(f"{run.path}/{BASE} does not fit classifier {config.classifier.arch!r}; "
+                       f"the run is damaged or from other code: redo it with --force collect") from None
+    return Task(dataset, model.to(device).eval(), ParamLayout.from_json(meta["layout"]))
+
+
+def load_layout(run: RunDir) -> ParamLayout:
+    return ParamLayout.from_json(run.load(ZOO)[1]["layout"])
+
+
+def load_zoo(run: RunDir) -> dict[str, torch.Tensor]:
+    """params (K, D), steps (K,), heldout (K,) bool, accuracy (K,) percent."""
+    tensors, _ = run.load(ZOO)
+    tensors["heldout"] = tensors["heldout"].bool()
+    return tensors
+
+
+def training_rows(run: RunDir) -> torch.Tensor:
+    """Zoo vectors the generative models may learn from (held-out checkpoints excluded)."""
+    zoo = load_zoo(run)
+    return zoo["params"][~zoo["heldout"]]
+
+
+def load_generator(run: RunDir, config: RunConfig, device: torch.device, with_denoiser: bool = True) -> ParamGenerator:
+    """Rebuild normalizer, autoencoder, latent stats and (optionally) the denoiser of a run."""
+    ae_state, ae_meta = run.load(AUTOENCODER)
+    autoencoder = ParamAutoencoder(ae_meta["dim"], config.autoencoder)
+    autoencoder.load_state_dict(strip_prefix(ae_state, "model."))
+    normalizer = Normalizer.from_state(strip_prefix(ae_state, "normalizer."))
+    low, high = ae_state.get("latent.low"), ae_state.get("latent.high")
+    if low is None or high is None:  # saved before sampling clipped x0: refit the bounds, or clip_x0 does nothing
+        with torch.no_grad():
+            refit = LatentStats.fit(autoencoder.eval().encode(normalizer.normalize(training_rows(run)).float()))
+        low, high = refit.low, refit.high
+    stats = LatentStats(ae_state["latent.mean"], ae_state["latent.scale"], low, high)
+    d = config.diffusion
+    denoiser = ConvDenoiser(config.autoencoder.latent_dim, d.channels, d.kernel, d.time_dim)
+    if with_denoiser:
+        den_state, _ = run.load(DENOISER)
+        denoiser.load_state_dict(strip_prefix(den_state, "model."))
+    diffusion = GaussianDiffusion(d.timesteps, d.beta_start, d.beta_end)
+    return ParamGenerator(normalizer, autoencoder.to(device).eval(), stats,
+                          denoiser.to(device).eval(), diffusion.to(device))
+
+
+def model_groups(run: RunDir) -> dict[str, torch.Tensor]:
+    """Every group of parameter vectors a run holds: zoo (training checkpoints), held-out
+    checkpoints (if any), generated, and each baseline. "zoo" always comes first."""
+    zoo = load_zoo(run)
+    groups = {"zoo": zoo["params"][~zoo["heldout"]]}
+    if zoo["heldout"].any():
+        groups["heldout"] = zoo["params"][zoo["heldout"]]
+    if run.file(GENERATED).exists():
+        groups["generated"] = run.load(GENERATED)[0]["params"]
+    if run.file(BASELINES).exists():
+        groups.update(run.load(BASELINES)[0])
+    return groups
+
+
+@dataclass
+class Evaluated:
+    """What the evaluate stage measured, per group (zoo first)."""
+
+    accuracy: dict[str, torch.Tensor]  # (N_g,) percent
+    predictions: dict[str, torch.Tensor]  # (N_g, S) predicted classes
+    mean_probs: dict[str, torch.Tensor]  # (S, C) the group's averaged softmax (its ensemble)
+    labels: torch.Tensor  # (S,)
+    meta: dict
+
+
+def load_evaluation(run: RunDir) -> Evaluated:
+    """The evaluation of every group; a file lacking a group's predictions is a one-line error."""
+    tensors, meta = run.load(EVALUATION)
+    groups = meta.get("groups", [])
+    missing = [g for g in groups if f"{g}.predictions" not in tensors or f"{g}.accuracy" not in tensors]
+    if "labels" not in tensors or missing or "zoo" not in groups:
+        raise RunError(f"{run.path}/{EVALUATION} lacks predictions ({', '.join(missing) or 'zoo'}); "
+                       f"redo evaluation with python -m pdiff run --out {run.path} --force evaluate")
+    return Evaluated({g: tensors[f"{g}.accuracy"] for g in groups}, {g: tensors[f"{g}.predictions"] for g in groups},
+                     {g: tensors[f"{g}.mean_probs"] for g in groups if f"{g}.mean_probs" in tensors},
+                     tensors["labels"], meta)
+
+
+def strip_prefix(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def add_prefix(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {prefix + k: v for k, v in state.items()}

@@ -1,0 +1,128 @@
+"""The run-directory contract: stages declared once, artifact names written once, no import loops,
+every config key accounted for, stale results never shown as current."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO, copy_run
+
+from pdiff import artifacts
+from pdiff.config import RunConfig, config_to_dict
+from pdiff.pipeline import load_run_config, reset_from, run_pipeline
+from pdiff.report import metrics_table
+from pdiff.runs import RunError
+from pdiff.stages import NOT_RESULTS, PRODUCER, STAGE_NAMES, STAGES, upstream
+from pdiff.status import flat_config, stage_states
+
+MODULES = sorted(p.stem for p in (REPO / "pdiff").glob("*.py") if p.stem not in ("__init__", "__main__"))
+
+
+def test_every_module_imports_on_its_own_in_a_fresh_interpreter():
+    """Each module is imported first thing in a clean module table: an import loop held
+    together by import order would fail here."""
+    script = ("import importlib, sys\n"
+              "import torch\n"  # stays loaded: only pdiff's own modules are dropped between imports
+              f"for name in {MODULES!r}:\n"
+              "    for key in [k for k in sys.modules if k == 'pdiff' or k.startswith('pdiff.')]:\n"
+              "        del sys.modules[key]\n"
+              "    importlib.import_module('pdiff.' + name)\n"
+              "print('ok')\n")
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300,
+                            check=False)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
+
+
+def test_artifact_names_are_written_once():
+    names = [v for k, v in vars(artifacts).items() if k.isupper() and isinstance(v, str)]
+    assert len(names) == len(set(names)) == len(artifacts.DESCRIPTIONS)
+    pattern = re.compile("|".join(re.escape(f'"{n}"') for n in names))
+    offenders = [f"{p.relative_to(REPO)}:{i}" for folder in ("pdiff", "app", "benchmarks")
+                 for p in (REPO / folder).rglob("*.py") if p.name != "artifacts.py"
+                 for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
+    assert offenders == []
+
+
+def test_stages_read_only_what_earlier_stages_write():
+    written: set[str] = set()
+    for stage in STAGES:
+        assert set(stage.reads) <= written, stage.name
+        assert not set(stage.writes) & written, stage.name  # each artifact has one producer
+        written |= set(stage.writes)
+    assert written == set(artifacts.DESCRIPTIONS)
+    assert upstream(next(s for s in STAGES if s.name == "evaluate")) == ["collect", "sample", "baselines"]
+    assert PRODUCER[artifacts.GENERATED] == "sample"
+
+
+def test_every_config_key_is_read_by_a_stage_or_declared_irrelevant():
+    """A key no stage declares would change nothing's fingerprint: results would be reused
+    after it changed. Every key is either read by some stage or declared not to affect results."""
+    keys = set(flat_config(config_to_dict(RunConfig())))
+    declared = {k for k in keys for s in STAGES for d in s.config_keys if k == d or k.startswith(d + ".")}
+    assert keys - declared == set(NOT_RESULTS)
+    for stage in STAGES:  # a declared key that does not exist is a typo
+        for d in stage.config_keys:
+            assert any(k == d or k.startswith(d + ".") for k in keys), (stage.name, d)
+
+
+@pytest.fixture()
+def sampled_again(tiny_run, tmp_path):
+    """A copy of the tiny run whose sampling was redone with other settings, and nothing after."""
+    from conftest import tiny_config
+
+    from pdiff.config import with_overrides
+
+    run = copy_run(tiny_run, tmp_path / "resampled")
+    run_pipeline(run.path, with_overrides(tiny_config(), {"sample.num_models": 7}), until="sample")
+    return run
+
+
+def test_results_made_from_older_inputs_are_stale(sampled_again):
+    states = stage_states(sampled_again)
+    assert states["sample"].current and states["baselines"].current and states["collect"].current
+    assert states["evaluate"].stale == "its input sample was redone since"
+    assert states["analyse"].stale == "its input sample was redone since"
+    with pytest.raises(RunError, match=r"the evaluate stage of .* is stale \(its input sample was redone since\); "
+                                       r"update it with python -m pdiff run --out"):
+        metrics_table(sampled_again)
+
+
+def test_report_never_shows_a_stale_analysis(sampled_again, capsys):
+    """With the evaluation redone but not the analysis, report shows accuracy only and says why."""
+    from pdiff import cli
+
+    run_pipeline(sampled_again.path, load_run_config(sampled_again), until="evaluate")
+    table = metrics_table(sampled_again)
+    assert not table.complete and table.rows["generated"]["n"] == 7
+    assert "max_iou_median" not in table.rows["generated"]
+    assert "analyse stage is stale" in table.note
+    assert cli.main(["report", str(sampled_again.path)]) == 0
+    out, err = capsys.readouterr()
+    assert "max IoU" not in out and "analyse stage is stale" in err
+
+
+def test_a_pending_stage_and_an_unknown_one(tiny_run, tmp_path):
+    run = copy_run(tiny_run, tmp_path / "pending")
+    reset_from(run, "evaluate")
+    states = stage_states(run)
+    assert [states[s].status for s in STAGE_NAMES[-2:]] == ["pending", "pending"]
+    with pytest.raises(RunError, match="the evaluate stage of .* is pending"):
+        metrics_table(run)
+
+
+def test_the_app_says_an_analysis_is_stale(sampled_again, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    run_pipeline(sampled_again.path, load_run_config(sampled_again), until="evaluate")
+    monkeypatch.setenv("PDIFF_RUNS", str(Path(sampled_again.path).parent))
+    monkeypatch.setenv("PDIFF_AUTOSTART", "0")
+    at = AppTest.from_file(str(REPO / "app" / "main.py"), default_timeout=60)
+    at.query_params["run"] = sampled_again.name
+    at.run()
+    at.switch_page("views/similarity.py").run()
+    assert not at.exception
+    assert any("**analyse** stage is stale" in w.value for w in at.warning)
+    assert not at.get("plotly_chart")  # nothing from the stale analysis is drawn

@@ -3,7 +3,7 @@
 Stages (each a function of a run directory, see `pipeline.STAGES`): collect -> autoencoder ->
 diffusion -> sample -> baselines -> evaluate -> analyse. `run_pipeline` runs them all.
 """
-from . import architectures, vision_data  # noqa: F401  (register datasets, classifiers, presets)
+from . import architectures, mnist1d, vision_data  # noqa: F401  (register datasets, classifiers, presets)
 from .classifiers import register_classifier
 from .config import ConfigError, RunConfig, preset, register_preset, with_overrides
 from .data import Dataset, register_dataset, register_tensors

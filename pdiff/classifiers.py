@@ -44,6 +44,30 @@ def small_cnn(input_shape: tuple[int, ...], num_classes: int, width: int = 16) -
     ))
 
 
+def cnn1d(input_shape: tuple[int, ...], num_classes: int, width: int = 16) -> nn.Sequential:
+    """Three strided 1-D conv+BN blocks, global average pooling, linear head (MNIST-1D signals).
+
+    Built like `small_cnn` so the default target `last-norm:1,head.*` (bn3 + head: 394 floats at
+    width 16) sits in the last stages and evaluation shares everything before bn3. Pooling keeps
+    the head small and suits MNIST-1D, whose digits are translated along the signal.
+    """
+    channels = input_shape[0]
+    return nn.Sequential(OrderedDict(
+        conv1=nn.Conv1d(channels, width, 5, padding=2, bias=False),
+        bn1=nn.BatchNorm1d(width),
+        relu1=nn.ReLU(),
+        conv2=nn.Conv1d(width, 2 * width, 5, stride=2, padding=2, bias=False),
+        bn2=nn.BatchNorm1d(2 * width),
+        relu2=nn.ReLU(),
+        conv3=nn.Conv1d(2 * width, 2 * width, 5, stride=2, padding=2, bias=False),
+        bn3=nn.BatchNorm1d(2 * width),
+        relu3=nn.ReLU(),
+        pool=nn.AdaptiveAvgPool1d(1),
+        flatten=nn.Flatten(),
+        head=nn.Linear(2 * width, num_classes),
+    ))
+
+
 def mlp(input_shape: tuple[int, ...], num_classes: int, hidden: int = 64) -> nn.Sequential:
     """Flatten, one hidden layer with BatchNorm, linear head."""
     features = 1
@@ -60,3 +84,4 @@ def mlp(input_shape: tuple[int, ...], num_classes: int, hidden: int = 64) -> nn.
 
 register_classifier("cnn", small_cnn)
 register_classifier("mlp", mlp)
+register_classifier("cnn1d", cnn1d)

@@ -18,7 +18,7 @@ from pdiff.data import load_dataset
 from pdiff.evaluate import split_shared_prefix
 from pdiff.params import select_target
 from pdiff.pipeline import run_pipeline
-from pdiff.report import scorecard
+from pdiff.report import metrics_table
 
 
 @pytest.fixture(scope="module")
@@ -140,6 +140,6 @@ def test_preset_runs_end_to_end_far_above_chance(cached_root: Path, tmp_path: Pa
     tiny.pop("classifier.epochs")  # keep the preset's 3 epochs (about 1 s here): 2 leave it near 75 %
     config = with_overrides(preset("mnist1d"), tiny)
     assert config.data.name == "mnist1d" and config.classifier.arch == "cnn1d"
-    card = scorecard(run_pipeline(tmp_path / "run", config))
+    card = metrics_table(run_pipeline(tmp_path / "run", config)).rows
     assert card["zoo"]["median"] > 70, card["zoo"]
     assert card["generated"]["median"] > 50, card["generated"]  # chance is 10 %

@@ -54,6 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--download", action="store_true", help="allow downloading the dataset into --data-root")
     run.add_argument("--device", help="auto, cpu or cuda[:N] (device)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument("--threads", help="CPU threads: a count, or auto (default: the cores free before each "
+                                       "stage; also PDIFF_THREADS or OMP_NUM_THREADS)")
     run.set_defaults(func=_run)
 
     presets = sub.add_parser("presets", help="list presets (and with --keys every config key)")
@@ -121,10 +123,19 @@ def _run(args: argparse.Namespace) -> int:
         print(f"run directory: {path}" + (f" ({rank.world} processes)" if rank.world > 1 else ""))
     with TqdmReporter(disable=args.quiet or not main) as reporter:
         run = run_pipeline(path, config, force=args.force, report=reporter, until=args.until,
-                           log=print if main else None)
+                           log=print if main else None, threads=_threads(args.threads))
     if main and run.stage_done("evaluate"):
         _print_table(run)
     return 0
+
+
+def _threads(flag: str | None) -> int | str:
+    from .threads import requested_threads
+
+    try:
+        return requested_threads(flag) or "auto"
+    except ValueError as exc:
+        raise cfg.ConfigError(f"{exc} (--threads, PDIFF_THREADS or OMP_NUM_THREADS)") from None
 
 
 def _print_table(run: RunDir, as_json: bool = False) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from . import distributed
+from . import threads as thread_settings
 from .config import RunConfig, config_from_dict, config_hash, config_to_dict, validate
 from .fingerprint import classifier_identity, dataset_digest, stable_hash
 from .runs import RunDir, RunError, versions
@@ -215,16 +216,20 @@ def reset_from(run: RunDir, stage: str) -> None:
 
 def run_stage(run: RunDir, config: RunConfig, stage: str, device: torch.device,
               report: StageProgress | None = None, plan: Plan | None = None,
-              cache: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Run one stage and record its status, times, metrics and fingerprint in the manifest."""
+              cache: dict[str, Any] | None = None, threads: int | str | None = None) -> dict[str, Any]:
+    """Run one stage and record its status, times, metrics, fingerprint and thread count.
+
+    `threads`: None leaves torch's setting alone, "auto" takes the free cores, a count fixes it
+    (see threads.py)."""
     cache = cache if cache is not None else {}
+    runtime = thread_settings.apply(threads)
     if plan is None:  # a stage run on its own: fingerprint it from the stages it reads, as they are recorded
         plan = _single_plan(run, config, get_stage(stage), device, cache)
     writer = distributed.is_main()
     context = StageContext(run, config, device, stage, STAGE_NAMES.index(stage), report, writer, cache)
     started = time.time()
     if writer:
-        run.update_stage(stage, status="running", started=started, device=str(device))
+        run.update_stage(stage, status="running", started=started, device=str(device), threads=runtime["threads"])
     try:
         metrics = BY_NAME[stage].run(context)
     except BaseException as exc:  # KeyboardInterrupt too: the stage is redone on resume
@@ -261,11 +266,12 @@ def _adopt(run: RunDir, plan: Plan, store: Store) -> bool:
 
 def run_pipeline(path: str | Path, config: RunConfig, force: str | None = None,
                  report: StageProgress | None = None, until: str | None = None,
-                 log: Callable[[str], None] | None = None) -> RunDir:
+                 log: Callable[[str], None] | None = None, threads: int | str | None = None) -> RunDir:
     """Run every stage whose fingerprint does not match (up to `until`); matching ones are reused.
 
     `force` redoes that stage and every later one (bypassing the store); `log` receives the
-    one-line plan. Under torchrun every rank runs this: training is data-parallel, sampling and
+    one-line plan; `threads` is set before each stage (None: torch's own setting, "auto": the
+    cores free at that moment, or a count; see threads.py). Under torchrun every rank runs this: training is data-parallel, sampling and
     evaluation are sharded, the cheap baselines and analysis run on rank 0, and only rank 0 writes.
     """
     distributed.setup()
@@ -280,6 +286,8 @@ def run_pipeline(path: str | Path, config: RunConfig, force: str | None = None,
     if writer:
         manifest = run.manifest()
         manifest["device"] = str(device)
+        manifest["threads"] = {"request": threads if threads is not None else "default",
+                               "omp_wait_policy": thread_settings.wait_policy()}
         run.write_manifest(manifest)
         if log is not None:
             log(describe_plan(plans))
@@ -291,7 +299,7 @@ def run_pipeline(path: str | Path, config: RunConfig, force: str | None = None,
         if plan.action == "store" and store is not None and _adopt(run, plan, store):
             continue
         if writer or not plan.stage.main_only:
-            run_stage(run, config, name, device, progress, plan, cache)
+            run_stage(run, config, name, device, progress, plan, cache, threads)
         if writer and store is not None:
             record = run.stage(name)
             store.publish(name, plan.fingerprint, run.path, list(plan.stage.writes),

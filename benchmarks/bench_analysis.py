@@ -3,7 +3,7 @@
 Analysis: each repetition is `python -m pdiff analyse RUN` in a fresh process, as a user runs
 it, so UMAP's numba JIT is paid every time (that is the cost a fresh `pdiff run` pays too).
 Prints the stage's own seconds from the manifest (imports of torch excluded, UMAP import and
-JIT included) and the process wall time, median of 3, with the ratio to the 30 s target. The
+JIT included) and the process wall time, median of 3, with the ratio to the 10 s target. The
 run is copied first, so the original is left as it was; UMAP is switched on in the copy if the
 run was made without it.
 
@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-TARGET_S = 30.0
+TARGET_S = 10.0
 
 
 def analyse_once(run: Path, threads: int | None) -> tuple[float, float]:

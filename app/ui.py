@@ -39,7 +39,7 @@ def guard(run: RunDir | None = None) -> Iterator[None]:
         yield
     except (RunError, ConfigError) as exc:
         st.error(str(exc), icon=WARNING)
-    except (KeyError, IndexError, ValueError) as exc:
+    except (KeyError, IndexError, ValueError, TypeError, AttributeError) as exc:  # odd metadata in a received run
         where = f" in {run.path}" if run is not None else ""
         st.error(f"The run's files{where} do not hold what this page needs ({exc.__class__.__name__}: {exc}); "
                  f"the run is partial, damaged or from other code: redo the stage that wrote them with "

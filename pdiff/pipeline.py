@@ -247,6 +247,8 @@ def run_stage(run: RunDir, config: RunConfig, stage: str, device: torch.device,
               cache: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run one stage and record its status, times, metrics and fingerprint in the manifest."""
     cache = cache if cache is not None else {}
+    if get_stage(stage).uses_data:
+        plugins.check_names(config)  # a missing registration: one line, before the stage is marked running
     if plan is None:  # a stage run on its own: fingerprint it from the stages it reads, as they are recorded
         plan = _single_plan(run, config, get_stage(stage), device, cache)
     writer = distributed.is_main()

@@ -163,7 +163,9 @@ class RunDir:
             return None
         numbers = isinstance(data, dict) and all(
             isinstance(data.get(k), (int, float)) and not isinstance(data.get(k), bool) for k in ("done", "total"))
-        return data if numbers else None
+        if not numbers or not isinstance(data.get("stage"), str) or not isinstance(data.get("info", {}), dict):
+            return None
+        return data
 
 
 _NUMBER = (int, float)

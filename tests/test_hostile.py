@@ -509,6 +509,18 @@ def test_odd_run_json_shapes_give_a_message_on_every_page(monkeypatch, root):
             assert not messages, (page, messages)
 
 
+def test_odd_artifact_metadata_gives_messages_not_tracebacks(capsys, monkeypatch, root):
+    run = RunDir(clone_run(root / "tiny", root, "odd"))
+    for name, edit in (("analysis.safetensors", {"scorecard": {"zoo": "oops"}, "groups": "zoo"}),
+                       ("evaluation.safetensors", {"groups": {"a": 1}}), ("zoo.safetensors", {"layout": [1, 2]})):
+        tensors, meta = run.load(name)
+        run.save(name, tensors, meta | edit)
+    at = open_app(monkeypatch, root, run="odd")
+    for page in PAGES:
+        show(at, page)
+    one_line_error(run_cli(capsys, "report", str(run.path))[2], "analysis.safetensors has no scorecard")
+
+
 def test_odd_run_json_shapes_are_one_line_errors_in_the_cli(capsys, root):
     for name in _odd_runs(root):
         for argv in (["report", str(root / name)], ["run", "--out", str(root / name), "--quiet"]):

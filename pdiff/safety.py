@@ -86,6 +86,12 @@ def open_regular(path: Path, flags: int = os.O_RDONLY, mode: int = 0o666, single
     except OSError as exc:
         if exc.errno == errno.ELOOP or os.path.islink(path):  # O_NOFOLLOW met a symbolic link
             raise _refusal(path, "a symbolic link") from None
+        try:
+            mode = os.lstat(path).st_mode
+        except OSError:
+            raise exc from None
+        if not stat.S_ISREG(mode):  # e.g. a FIFO with no reader to write to
+            raise _refusal(path, _describe(mode)) from None
         raise
     try:
         info = os.fstat(fd)

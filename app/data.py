@@ -32,7 +32,7 @@ Arrays = dict[str, np.ndarray]
 def stamp(path: Path) -> tuple[int, int] | None:
     """(mtime_ns, size) of a file, or None when it does not exist: part of every cache key."""
     try:
-        info = path.stat()
+        info = path.lstat()  # a planted link is not followed, even for its size
     except OSError:
         return None
     return info.st_mtime_ns, info.st_size

@@ -2,15 +2,20 @@
 
 A run launched from the app is the same command a user types (`python -m pdiff run --out DIR`),
 started detached in its own process group (a page reload or a server restart does not stop it),
-with its output in `DIR/run.log`. `DIR/app-run.json` records the process id, so any later page
-view finds the process again; a run started from a terminal is found from `progress.json`'s pid.
-Cancelling sends SIGINT to the process group: the pipeline records the stage as interrupted and
-the run resumes at that stage when launched again. No Streamlit here, so it is testable alone.
+with its output in `DIR/run.log`. `DIR/app-run.json` records the process id, its start time and
+its command, so any later page view finds the process again; a run started from a terminal is
+found from `progress.json`'s pid. Cancelling sends SIGINT to the process group: the pipeline
+records the stage as interrupted and the run resumes at that stage when launched again. A pid is
+only signalled while it is still the recorded process (same start time and command line), so a
+recycled pid or a forged `app-run.json` in a received run is never signalled. The log is
+appended only if it is a regular file of the run (never through a link), and is read back as
+text. No Streamlit here, so it is testable alone.
 """
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -19,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pdiff import safety
 from pdiff.config import preset, with_overrides
 from pdiff.runs import PROGRESS, RunDir, RunError, write_json
 
@@ -55,6 +61,7 @@ def launch(path: str | os.PathLike, preset_name: str = DEFAULT_RUN, overrides: d
     from pdiff.pipeline import prepare_run
 
     path = Path(path).resolve()
+    safety.check_run_path(path)
     config = with_overrides(preset(preset_name), overrides or {})  # ConfigError on bad values
     with _launching:
         if RunDir(path).exists():
@@ -66,6 +73,7 @@ def launch(path: str | os.PathLike, preset_name: str = DEFAULT_RUN, overrides: d
 def resume(path: str | os.PathLike) -> int:
     """Finish a stopped run with its stored config (`python -m pdiff run --out DIR`); returns the pid."""
     path = Path(path).resolve()
+    safety.check_run_path(path)
     with _launching:
         if active_pid(path) is not None:
             raise RunError(f"{path.name} is already running")
@@ -75,16 +83,19 @@ def resume(path: str | os.PathLike) -> int:
 
 
 def _start(path: Path, cmd: list[str]) -> int:
-    """Popen in a new session (its own process group), output appended to run.log, pid recorded."""
+    """Popen in a new session (its own process group), output appended to run.log (a regular file
+    of the run, never a link), pid, start time and command recorded."""
+    safety.check_run_path(path)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
-    with open(path / LOG_FILE, "ab") as log:
-        log.write(f"\n$ {' '.join(cmd)}\n".encode())
+    with safety.open_append(path / LOG_FILE) as log:
+        log.write(f"\n$ {safety.printable(shlex.join(cmd))}\n".encode())
         log.flush()
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 cwd=os.getcwd(), env=env, start_new_session=True, close_fds=True)
     _children[proc.pid] = proc
-    write_json(path / PID_FILE, {"pid": proc.pid, "pgid": proc.pid, "started": time.time(), "command": cmd})
+    write_json(path / PID_FILE, {"pid": proc.pid, "pgid": proc.pid, "started": time.time(), "command": cmd,
+                                 "starttime": _starttime(proc.pid)})
     return proc.pid
 
 
@@ -111,19 +122,46 @@ def is_alive(pid: int) -> bool:
     return True
 
 
-def _cmdline(pid: int) -> str | None:
+def _argv(pid: int) -> list[str] | None:
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return None  # no /proc (not Linux): trust the pid
+    return [part.decode(errors="replace") for part in raw.split(b"\0")[:-1]]
+
+
+def _starttime(pid: int) -> int | None:
+    """When the process started (clock ticks since boot): with the pid, names one process for good."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def _read_json(path: Path) -> dict | None:
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(safety.read_bytes(path, 2**20))
         return data if isinstance(data, dict) else None
-    except (OSError, ValueError):
+    except (OSError, RunError, ValueError, RecursionError):
         return None
+
+
+def _is_recorded_process(record: dict, path: Path) -> bool:
+    """The pid in app-run.json is still the process this app started for `path`: alive, with the
+    recorded start time and command line (a recycled pid has another start time or command)."""
+    pid = record.get("pid")
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0 or not is_alive(pid):
+        return False
+    argv = _argv(pid)
+    if argv is None:
+        return True  # no /proc: trust the pid
+    started = record.get("starttime")
+    if started is not None and started != _starttime(pid):
+        return False
+    command = record.get("command")
+    if isinstance(command, list) and started is not None:
+        return argv == command or argv == []  # [] for a moment while the new process execs
+    return "pdiff" in " ".join(argv) and str(path.resolve()) in " ".join(argv)  # a record from before start times
 
 
 def active_pid(path: str | os.PathLike) -> int | None:
@@ -135,34 +173,61 @@ def active_pid(path: str | os.PathLike) -> int | None:
     """
     path = Path(path)
     record = _read_json(path / PID_FILE)
-    if record and isinstance(record.get("pid"), int) and is_alive(record["pid"]):
-        cmd = _cmdline(record["pid"])
-        if cmd is None or ("pdiff" in cmd and str(path.resolve()) in cmd):
-            return record["pid"]
+    if record and _is_recorded_process(record, path):
+        return record["pid"]
     progress = _read_json(path / PROGRESS)
     pid = progress.get("pid") if progress else None
-    if isinstance(pid, int) and pid != os.getpid() and is_alive(pid):
-        cmd = _cmdline(pid)
-        if cmd is None or ("pdiff" in cmd and "run" in cmd and (path.name in cmd or "--out" not in cmd)):
-            return pid
-    return None
+    valid = isinstance(pid, int) and not isinstance(pid, bool) and pid > 0 and pid != os.getpid()
+    return pid if valid and is_alive(pid) and _builds(pid, path) else None
+
+
+def _builds(pid: int, path: Path) -> bool:
+    """Whether process `pid` is a `pdiff run` whose run directory is `path` (its --out, or the
+    default folder under its runs root, resolved from its own working directory)."""
+    argv = _argv(pid)
+    if argv is None:
+        return True  # no /proc: trust the pid
+    if "pdiff" not in " ".join(argv) or "run" not in argv:
+        return False
+    try:
+        cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
+        out = next((a.split("=", 1)[1] for a in argv if a.startswith("--out=")), None)
+        if out is None and "--out" in argv[:-1]:
+            out = argv[argv.index("--out") + 1]
+        if out is not None:
+            return (cwd / out).resolve() == path.resolve()
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        root = next((e[len(b"PDIFF_RUNS="):].decode(errors="replace") for e in environ
+                     if e.startswith(b"PDIFF_RUNS=")), "runs")
+        return (cwd / root).resolve() == path.resolve().parent
+    except (OSError, ValueError):
+        return False
 
 
 def cancel(path: str | os.PathLike, timeout: float = 10.0) -> bool:
     """Stop the run's process: SIGINT (the stage is marked interrupted, the run stays resumable),
-    then SIGKILL if it has not exited after `timeout` seconds. Returns whether one was running."""
+    then SIGKILL if it has not exited after `timeout` seconds. Returns whether one was running.
+    The process group is signalled only when it is the one this app started (the recorded pid
+    leads it); otherwise only the verified pid is."""
     path = Path(path)
     pid = active_pid(path)
     if pid is None:
         return False
     record = _read_json(path / PID_FILE) or {}
-    group = record.get("pgid") if record.get("pid") == pid else None  # only our own detached group
+    group = None
+    if record.get("pid") == pid and record.get("pgid") == pid:  # our own detached session
+        try:
+            group = pid if os.getpgid(pid) == pid else None
+        except OSError:
+            group = None
 
     def send(sig: int) -> None:
         try:
             os.killpg(group, sig) if group else os.kill(pid, sig)
         except ProcessLookupError:
             pass
+        except PermissionError:
+            raise RunError(f"process {pid} of {path.name} belongs to another user; it was not stopped") from None
 
     send(signal.SIGINT)
     deadline = time.monotonic() + timeout
@@ -178,9 +243,14 @@ def cancel(path: str | os.PathLike, timeout: float = 10.0) -> bool:
 
 
 def log_tail(path: str | os.PathLike, lines: int = 15) -> str:
-    """The last lines of the run's log (where a failed launch explains itself)."""
+    """The last lines of the run's log (where a failed launch explains itself), as text: only a
+    regular file of the run is read (a link is refused), and only its last 64 KiB."""
     try:
-        text = (Path(path) / LOG_FILE).read_text(errors="replace")
+        text = safety.read_tail(Path(path) / LOG_FILE).decode(errors="replace")
+    except FileNotFoundError:
+        return ""
+    except RunError as exc:
+        return str(exc)
     except OSError:
         return ""
     return "\n".join(text.rstrip().splitlines()[-lines:])

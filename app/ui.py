@@ -11,7 +11,7 @@ import streamlit as st
 
 from app import data, figures, launcher, tables
 from pdiff.config import ConfigError
-from pdiff.runs import RunDir, RunError, safe_run_path
+from pdiff.runs import RunDir, RunError, safe_run_path, skipped_runs
 
 RUN_KEY, PENDING_KEY = "run", "_select_run"
 WARNING = ":material/warning:"
@@ -39,7 +39,7 @@ def guard(run: RunDir | None = None) -> Iterator[None]:
         yield
     except (RunError, ConfigError) as exc:
         st.error(str(exc), icon=WARNING)
-    except (KeyError, IndexError, ValueError) as exc:
+    except (KeyError, IndexError, ValueError, TypeError, AttributeError) as exc:  # odd metadata in a received run
         where = f" in {run.path}" if run is not None else ""
         st.error(f"The run's files{where} do not hold what this page needs ({exc.__class__.__name__}: {exc}); "
                  f"the run is partial, damaged or from other code: redo the stage that wrote them with "
@@ -83,6 +83,7 @@ def sidebar() -> RunDir | None:
     selected run (also kept in session state for the pages)."""
     root = data.root()
     with st.sidebar:
+        _load_plugins()
         names = data.list_run_names()
         st.toggle("Start the default run when there is none", value=launcher.autostart_default(), key="autostart",
                   help="Off by default when PDIFF_AUTOSTART=0. The default run takes about a minute on a CPU.")
@@ -93,11 +94,27 @@ def sidebar() -> RunDir | None:
             st.selectbox("Run", names, key=RUN_KEY, help=f"Runs under {root} ($PDIFF_RUNS); newest first.")
         else:
             st.caption(f"No runs under `{root}` yet.")
-        run = RunDir(safe_run_path(st.session_state[RUN_KEY], root)) if st.session_state.get(RUN_KEY) else None
+        for name, why in skipped_runs(root)[:3]:  # a symbolic link, a name with control characters
+            st.caption(f":material/block: not opened: {name} ({why})")
+        try:
+            run = RunDir(safe_run_path(st.session_state[RUN_KEY], root)) if st.session_state.get(RUN_KEY) else None
+        except RunError as exc:
+            st.error(str(exc), icon=WARNING)
+            run = None
         if run is not None:
             st.query_params["run"] = run.name
             run_status(run)
     return run
+
+
+def _load_plugins() -> None:
+    """The user's registrations ($PDIFF_PLUGINS; runs launched from here inherit it too)."""
+    from pdiff import plugins
+
+    try:
+        plugins.load()
+    except ConfigError as exc:
+        st.error(str(exc), icon=WARNING)
 
 
 def _autostart(root) -> list[str]:
@@ -163,8 +180,12 @@ def _live_status(run_path: str) -> None:
         st.caption(f":material/hourglass_top: **{current['name']}** ({finished + 1}/{len(stages)}) {phase}")
         st.progress(float(current.get("progress") or 0.0))
     if st.button("Cancel run", key="cancel", help="Stops the process; finished stages are kept and the run resumes."):
-        launcher.cancel(run.path)
-        st.rerun()
+        try:
+            launcher.cancel(run.path)
+        except RunError as exc:
+            st.error(str(exc), icon=WARNING)
+        else:
+            st.rerun()
 
 
 def _rerun_on_change(run_path: str, active: bool, stages: list[dict]) -> None:
@@ -219,7 +240,11 @@ def selected_run() -> RunDir:
     """The run picked in the sidebar; with none, explain how to get one and stop the page."""
     name = st.session_state.get(RUN_KEY)
     if name:
-        return RunDir(safe_run_path(name, data.root()))
+        try:
+            return RunDir(safe_run_path(name, data.root()))
+        except RunError as exc:
+            st.error(str(exc), icon=WARNING)
+            st.stop()
     no_runs()
     st.stop()
 

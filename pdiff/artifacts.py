@@ -25,3 +25,7 @@ DESCRIPTIONS: dict[str, str] = {
     EVALUATION: "every model's test accuracy, predictions and each group's mean probabilities",
     ANALYSIS: "similarity, neighbours, fidelity, projections and the scorecard of every group",
 }
+
+# Where NaN marks a value that is undefined (a lone zoo checkpoint has no neighbour); every other
+# artifact must hold finite numbers only, or its stage fails instead of saving it (divergence.py).
+NAN_MEANS_UNDEFINED = frozenset({ANALYSIS})

@@ -2,26 +2,43 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from . import config as cfg
-from . import distributed
+from . import distributed, plugins, safety
 from .runs import RunDir, RunError, runs_root
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: the running stage is recorded as interrupted and resumes."""
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        with _sigterm_interrupts():
+            plugins.load(plugins.from_env() + list(getattr(args, "plugins", None) or []))
+            return args.func(args)
     except (cfg.ConfigError, RunError) as exc:
         print(f"error{_rank_tag()}: {exc}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("\nterminated: finished stages are kept; run the same command again to resume", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("\ninterrupted: finished stages are kept; run the same command again to resume", file=sys.stderr)
         return 130
+    except OSError as exc:  # a file or folder the user named: one line, not a traceback
+        where = f" ({safety.printable(str(exc.filename))})" if exc.filename else ""
+        print(f"error{_rank_tag()}: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
     except Exception as exc:
         if distributed.current().world == 1:
             raise
@@ -30,6 +47,23 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         distributed.teardown()
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """Turn SIGTERM (kill, a job scheduler, a closing service) into `Terminated` for the duration."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _rank_tag() -> str:
@@ -56,6 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.add_argument("--threads", help="CPU threads: a count, or auto (default: the cores free before each "
                                        "stage; also PDIFF_THREADS or OMP_NUM_THREADS)")
+    _plugin_option(run)
     run.set_defaults(func=_run)
 
     presets = sub.add_parser("presets", help="list presets (and with --keys every config key)")
@@ -69,6 +104,7 @@ def _parser() -> argparse.ArgumentParser:
 
     analyse = sub.add_parser("analyse", help="(re)compute a run's analysis stage")
     analyse.add_argument("run", help="run directory")
+    _plugin_option(analyse)
     analyse.set_defaults(func=_analyse)
 
     store = sub.add_parser("store", help="the shared store of finished stages: size, prune, clear")
@@ -78,6 +114,12 @@ def _parser() -> argparse.ArgumentParser:
     action.add_argument("--clear", action="store_true", help="remove the whole store (runs keep their files)")
     store.set_defaults(func=_store)
     return parser
+
+
+def _plugin_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--plugin", dest="plugins", action="append", default=[], metavar="MODULE",
+                        help=f"import MODULE (a module name or a .py file) first: it registers your datasets, "
+                             f"classifiers or presets (repeatable; also ${plugins.ENV}, comma-separated)")
 
 
 def _overrides_from_args(args: argparse.Namespace) -> dict:
@@ -110,9 +152,15 @@ def default_run_path(preset: str, config: cfg.RunConfig, overrides: dict) -> Pat
 def _run(args: argparse.Namespace) -> int:
     from .pipeline import run_pipeline
     from .progress import TqdmReporter
+    from .stages import get_stage
 
     if args.out is not None and not args.out.strip():
         raise cfg.ConfigError("--out is empty; give a folder for the run, or leave --out out for the default")
+    if args.out is not None:
+        safety.check_run_path(args.out)
+    for stage in (args.force, args.until):
+        if stage is not None:
+            get_stage(stage)  # an unknown stage fails before anything is read or written
     existing = RunDir(args.out) if args.out and RunDir(args.out).exists() else None
     config = _config_from_args(args, existing)
     preset_name = args.preset or "digits"

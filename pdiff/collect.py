@@ -16,6 +16,7 @@ from torch.nn import functional as F
 from . import distributed
 from .config import ClassifierConfig, CollectConfig
 from .data import Dataset
+from .divergence import LossWatch
 from .params import ParamLayout, layout_of, read_vector
 from .runtime import autocast
 from .training import Progress
@@ -65,7 +66,8 @@ def _cross_entropy_step(net: nn.Module, optimizer: torch.optim.Optimizer, batch:
 
 def train_classifier(model: nn.Module, dataset: Dataset, config: ClassifierConfig, generator: torch.Generator,
                      progress: Progress | None = None, precision: str = "fp32") -> nn.Module:
-    """Plain SGD with momentum and cosine decay; the model is returned in eval mode."""
+    """Plain SGD with momentum and cosine decay; the model is returned in eval mode. A loss that
+    blows up raises `divergence.Diverged` naming classifier.lr."""
     device = next(model.parameters()).device
     per_epoch = max(1, len(dataset.y_train) // config.batch_size)
     total = config.epochs * per_epoch
@@ -74,10 +76,15 @@ def train_classifier(model: nn.Module, dataset: Dataset, config: ClassifierConfi
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, total)
     batches = _batches(dataset, config.batch_size, generator, device)
     net = distributed.ddp(model)
+    watch = LossWatch("classifier training", total, "classifier.lr")
+    check_every = min(per_epoch, 50)
     model.train()
     for step in range(total):
         loss = _cross_entropy_step(net, optimizer, next(batches), device, precision)
         schedule.step()
+        watch.step(step, loss)
+        if step == 0 or (step + 1) % check_every == 0 or step + 1 == total:
+            watch.check(step + 1, loss.item(), model.named_parameters())
         if progress is not None and ((step + 1) % per_epoch == 0 or step + 1 == total):
             progress(step + 1, total, {"loss": loss.item()})
     return model.eval()
@@ -86,7 +93,8 @@ def train_classifier(model: nn.Module, dataset: Dataset, config: ClassifierConfi
 def collect_checkpoints(model: nn.Module, dataset: Dataset, target: list[str], config: CollectConfig,
                         count: int, batch_size: int, generator: torch.Generator,
                         progress: Progress | None = None, precision: str = "fp32") -> Zoo:
-    """Freeze all but `target`, keep training, and save `count` checkpoints of the target."""
+    """Freeze all but `target`, keep training, and save `count` checkpoints of the target. A loss
+    or checkpoint that blows up raises `divergence.Diverged` naming collect.lr."""
     device = next(model.parameters()).device
     layout = layout_of(model, target)
     chosen = set(target)
@@ -101,10 +109,14 @@ def collect_checkpoints(model: nn.Module, dataset: Dataset, target: list[str], c
     net = distributed.ddp(model)
     batches = _batches(dataset, batch_size, generator, device)
     vectors, steps = [], []
+    total = count * config.steps_per_checkpoint
+    watch = LossWatch("checkpoint collection", total, "collect.lr")
     for k in range(count):
-        for _ in range(config.steps_per_checkpoint):
+        for i in range(config.steps_per_checkpoint):
             loss = _cross_entropy_step(net, optimizer, next(batches), device, precision)
+            watch.step(k * config.steps_per_checkpoint + i, loss)
         vectors.append(read_vector(model, layout).cpu())
+        watch.check((k + 1) * config.steps_per_checkpoint, loss.item(), [(f"checkpoint {k + 1}", vectors[-1])])
         steps.append((k + 1) * config.steps_per_checkpoint)
         if progress is not None:
             progress(k + 1, count, {"loss": loss.item()})

@@ -296,6 +296,9 @@ def get(config: Any, key: str) -> Any:
 
 def validate(config: RunConfig) -> None:
     """Reject values no stage can run with, with a message that names the key."""
+    from .limits import check_bounds
+
+    check_bounds(config)  # upper bounds of every size, finite floats (before NaN slips past `<= 0`)
     for key in _POSITIVE:
         if get(config, key) <= 0:
             raise ConfigError(f"config key {key!r} must be > 0, got {get(config, key)!r}")

@@ -21,9 +21,10 @@ from typing import Any
 
 import torch
 
-from . import distributed
+from . import distributed, limits, plugins, safety
 from . import threads as thread_settings
 from .config import RunConfig, config_from_dict, config_hash, config_to_dict, validate
+from .divergence import Diverged
 from .fingerprint import classifier_identity, dataset_digest, stable_hash
 from .runs import RunDir, RunError, versions
 from .runtime import resolve_device
@@ -168,10 +169,16 @@ def describe_plan(plans: list[Plan]) -> str:
 # --------------------------------------------------------------------------- the run directory
 
 
-def prepare_run(path: str | Path, config: RunConfig) -> RunDir:
+def prepare_run(path: str | Path, config: RunConfig, cache: dict[str, Any] | None = None) -> RunDir:
     """Create the run's manifest, or take an existing run over to `config` (stages whose inputs
-    changed are redone by the plan). A folder that is not a run is never written into."""
+    changed are redone by the plan). A folder that is not a run is never written into.
+
+    Before anything is written: the config's values and bounds, the dataset and classifier
+    names (registered in this process, see plugins.py), and the memory the sizes need on this
+    machine are checked, so a refused config never freezes into a run."""
+    safety.check_run_path(path)
     validate(config)
+    check_resources(config, cache if cache is not None else {})
     run = RunDir(path)
     if not distributed.is_main():  # rank 0 creates or updates; the others wait, then read
         distributed.barrier()
@@ -179,25 +186,47 @@ def prepare_run(path: str | Path, config: RunConfig) -> RunDir:
             raise RunError(f"rank {distributed.current().rank} cannot see {run.path}/run.json: "
                            f"under torchrun on several nodes the run directory must be on a shared filesystem")
         return run
-    if run.exists():
-        manifest = run.manifest()
-        if not isinstance(manifest, dict) or not isinstance(manifest.get("stages", {}), dict):
-            raise RunError(f"{run.path}/run.json is damaged (not a run manifest); delete the run or choose another --out")
-        manifest.update(config=config_to_dict(config), config_hash=config_hash(config), seed=config.seed)
-        run.write_manifest(manifest)
-    else:
-        _check_new_folder(run.path)
-        run.path.mkdir(parents=True, exist_ok=True)
-        run.write_manifest({
-            "config": config_to_dict(config), "config_hash": config_hash(config), "seed": config.seed,
-            "versions": versions(), "created": time.time(),
-            "stages": {name: {"status": "pending"} for name in STAGE_NAMES},
-        })
+    try:
+        if run.exists():
+            manifest = run.manifest()
+            manifest.update(config=config_to_dict(config), config_hash=config_hash(config), seed=config.seed)
+            run.write_manifest(manifest)
+        else:
+            _check_new_folder(run.path)
+            run.path.mkdir(parents=True, exist_ok=True)
+            run.write_manifest({
+                "config": config_to_dict(config), "config_hash": config_hash(config), "seed": config.seed,
+                "versions": versions(), "created": time.time(),
+                "stages": {name: {"status": "pending"} for name in STAGE_NAMES},
+            })
+    except OSError as exc:  # below a file, a read-only folder, a full disk
+        where = safety.printable(str(exc.filename or run.path))
+        raise RunError(f"cannot write the run at {safety.printable(str(run.path))}: {exc.strerror or exc} "
+                       f"({where}); choose another --out") from None
     distributed.barrier()
     return run
 
 
+def check_resources(config: RunConfig, cache: dict[str, Any]) -> None:
+    """The names the config uses are registered, and its sizes fit this machine's memory (the
+    dataset is loaded into `cache` for the stages of this invocation)."""
+    from .classifiers import build_classifier
+    from .data import load_dataset
+    from .params import select_target
+
+    plugins.check_names(config)
+    if "dataset" not in cache:
+        cache["dataset"] = load_dataset(config.data)
+    dataset = cache["dataset"]
+    model = build_classifier(config.classifier.arch, dataset.input_shape, dataset.num_classes)
+    params = dict(model.named_parameters())
+    dim = sum(params[name].numel() for name in select_target(model, config.collect.target))
+    limits.check_memory(config, dim, len(dataset.y_test), dataset.num_classes)
+
+
 def _check_new_folder(path: Path) -> None:
+    if path.is_symlink() and not path.exists():
+        raise RunError(f"{path} is a broken symbolic link; choose another --out")
     if path.exists() and not path.is_dir():
         raise RunError(f"{path} is a file, not a run directory; choose another --out")
     if path.is_dir() and any(path.iterdir()):
@@ -222,6 +251,8 @@ def run_stage(run: RunDir, config: RunConfig, stage: str, device: torch.device,
     `threads`: None leaves torch's setting alone, "auto" takes the free cores, a count fixes it
     (see threads.py)."""
     cache = cache if cache is not None else {}
+    if get_stage(stage).uses_data:
+        plugins.check_names(config)  # a missing registration: one line, before the stage is marked running
     runtime = thread_settings.apply(threads)
     if plan is None:  # a stage run on its own: fingerprint it from the stages it reads, as they are recorded
         plan = _single_plan(run, config, get_stage(stage), device, cache)
@@ -232,7 +263,12 @@ def run_stage(run: RunDir, config: RunConfig, stage: str, device: torch.device,
         run.update_stage(stage, status="running", started=started, device=str(device), threads=runtime["threads"])
     try:
         metrics = BY_NAME[stage].run(context)
-    except BaseException as exc:  # KeyboardInterrupt too: the stage is redone on resume
+    except Diverged as exc:  # training blew up: one line naming the stage, the step and the key to lower
+        error = blowup_message(run, config, BY_NAME[stage], exc)
+        if writer:
+            run.update_stage(stage, status="failed", error=error[:500])
+        raise RunError(error) from None
+    except BaseException as exc:  # KeyboardInterrupt (and SIGTERM, see cli.py) too: the stage is redone on resume
         if writer:
             status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
             run.update_stage(stage, status=status, error=f"{exc.__class__.__name__}: {exc}"[:500])
@@ -242,6 +278,21 @@ def run_stage(run: RunDir, config: RunConfig, stage: str, device: torch.device,
         run.update_stage(stage, status="done", started=started, ended=ended, seconds=round(ended - started, 3),
                          metrics=metrics, error=None, fingerprint=plan.fingerprint, inputs=plan.inputs, reused=None)
     return metrics
+
+
+def blowup_message(run: RunDir, config: RunConfig, stage: Stage, exc: Diverged) -> str:
+    """One line: which stage blew up, at which step, and the key to lower (the loop's own learning
+    rate, else the learning rate among the stage's config keys)."""
+    flat = flat_config(config_to_dict(config))
+    rates = [k for k in flat if k.endswith(".lr") and any(k == d or k.startswith(d + ".") for d in stage.config_keys)]
+    key = exc.key or (rates[0] if len(rates) == 1 else "")
+    if key:
+        fix = (f"lower {key} (now {flat[key]:g}), e.g. python -m pdiff run --out {run.path} "
+               f"--set {key}={flat[key] / 10:g}")
+    else:
+        fix = (f"the inputs it read hold extreme values: check its settings ({', '.join(stage.config_keys)}) "
+               f"or lower the learning rates of the stages before it")
+    return f"{stage.name}: {exc}; nothing was saved as done: {fix}"
 
 
 def _single_plan(run: RunDir, config: RunConfig, stage: Stage, device: torch.device, cache: dict[str, Any]) -> Plan:
@@ -277,11 +328,11 @@ def run_pipeline(path: str | Path, config: RunConfig, force: str | None = None,
     distributed.setup()
     forced = set(STAGE_NAMES[STAGE_NAMES.index(get_stage(force).name):]) if force else set()
     last = STAGE_NAMES.index(get_stage(until).name) if until else len(STAGE_NAMES) - 1
-    run = prepare_run(path, config)
-    device = resolve_device(config.device)
+    cache: dict[str, Any] = {}
+    device = resolve_device(config.device)  # an unavailable device fails before anything is written
+    run = prepare_run(path, config, cache)
     writer = distributed.is_main()
     store = store_for(run.path) if distributed.current().world == 1 else None  # see store.py
-    cache: dict[str, Any] = {}
     plans = plan_run(run, config, device, forced, store, cache)[: last + 1]
     if writer:
         manifest = run.manifest()

@@ -38,7 +38,7 @@ def metrics_table(run: RunDir, manifest: dict[str, Any] | None = None) -> Metric
     states = stage_states(run, manifest)
     if states["analyse"].current:
         card = run.load(ANALYSIS)[1].get("scorecard")
-        if not isinstance(card, dict) or "zoo" not in card:
+        if not isinstance(card, dict) or "zoo" not in card or not all(isinstance(r, dict) for r in card.values()):
             raise RunError(f"{run.path}/{ANALYSIS} has no scorecard; redo it with python -m pdiff run --out {run.path} "
                            f"--force analyse")
         return MetricsTable(card, True)

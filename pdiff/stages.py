@@ -19,12 +19,13 @@ from torch import nn
 from . import baselines as baseline_models
 from . import distributed
 from .analysis import analyse_run
-from .artifacts import ANALYSIS, AUTOENCODER, BASE, BASELINES, DENOISER, EVALUATION, GENERATED, ZOO
+from .artifacts import ANALYSIS, AUTOENCODER, BASE, BASELINES, DENOISER, EVALUATION, GENERATED, NAN_MEANS_UNDEFINED, ZOO
 from .autoencoder import reconstruction_error, train_autoencoder
 from .classifiers import build_classifier
 from .collect import collect_checkpoints, heldout_mask, train_classifier
 from .config import RunConfig
 from .data import Dataset, load_dataset
+from .divergence import check_finite
 from .evaluate import BatchedEvaluator
 from .loaders import add_prefix, load_generator, load_layout, load_task, model_groups, training_rows
 from .params import Normalizer, select_target
@@ -60,6 +61,8 @@ class StageContext:
             self.report(self.stage, done, total, info or {})
 
     def save(self, name: str, tensors: dict[str, torch.Tensor], meta: dict[str, Any] | None = None) -> None:
+        if name not in NAN_MEANS_UNDEFINED:  # a NaN weight is never saved as a finished result
+            check_finite(name, tensors)
         if self.writer:
             self.run.save(name, tensors, meta)
 

@@ -86,6 +86,8 @@ class Store:
         entry = self.entry(stage, fingerprint)
         if (entry / RECORD).is_file():
             return
+        if any((run_path / name).is_symlink() or not (run_path / name).is_file() for name in files):
+            return  # only a stage's own regular files are kept (a link would be followed into the store)
         entry.mkdir(parents=True, exist_ok=True)
         info = {}
         for name in files:

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from . import distributed
+from .divergence import LossWatch
 from .runtime import autocast
 
 Progress = Callable[[int, int, dict], None]  # (done, total, info)
@@ -41,13 +42,15 @@ def train_steps(model: nn.Module, loss_fn: Callable[[nn.Module], torch.Tensor], 
 
     `net` is the model itself, or its DistributedDataParallel wrapper under torchrun: the loss
     must call `net`, so that gradients are averaged across ranks. With precision "bf16" the
-    forward pass runs under autocast; backward and the optimizer step stay outside it.
+    forward pass runs under autocast; backward and the optimizer step stay outside it. A loss or
+    parameter that blows up (NaN, inf, a million times its start) raises `divergence.Diverged`.
     """
     device = next(model.parameters()).device
     net = distributed.ddp(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps, eta_min=lr * 0.05)
     history = TrainHistory(every=max(1, steps // 200))
+    watch = LossWatch("training", steps)
     model.train()
     for step in range(steps):
         with autocast(device, precision):
@@ -56,8 +59,10 @@ def train_steps(model: nn.Module, loss_fn: Callable[[nn.Module], torch.Tensor], 
         loss.backward()
         optimizer.step()
         schedule.step()
+        watch.step(step, loss)
         if step % history.every == 0 or step == steps - 1:
             history.loss.append(loss.item())
+            watch.check(step + 1, history.loss[-1], model.named_parameters())
             if progress is not None:
                 progress(step + 1, steps, {"loss": history.loss[-1]})
     model.eval()

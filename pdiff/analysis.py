@@ -3,7 +3,9 @@
 Every group (training zoo, held-out checkpoints, generated, each baseline) goes through the same
 protocol: accuracy with bootstrap intervals, behavioural similarity to the zoo (IoU of wrong
 predictions), the nearest zoo model in parameter space and agreement with it, diversity within
-the group, the ensemble gain, and shared 2D projections of parameters and latents. `group_rows`
+the group, the ensemble gain, fidelity to the zoo as a set (spread, precision and recall, Fréchet
+distance, each beside its split-half floor, in latent and in parameter space), and shared 2D
+projections of parameters and latents. `group_rows`
 is the one place these per-group numbers (the scorecard) are computed; the analysis stage stores
 them, and `report.metrics_table` is the one place they are read.
 """
@@ -15,7 +17,7 @@ from typing import Any
 
 import torch
 
-from . import metrics
+from . import fidelity, metrics
 from .artifacts import GENERATED
 from .config import RunConfig
 from .loaders import load_evaluation, load_generator, model_groups
@@ -58,12 +60,22 @@ def analyse_run(run: RunDir, config: RunConfig, device: torch.device,
         found = index >= 0  # a lone zoo model has no neighbour (index -1): NaN agreement
         out[f"{g}.nn_agreement"] = agree.gather(1, index.clamp(min=0)[:, None])[:, 0].where(found, float("nan"))
 
-    report(2, 3, {"phase": "projections"})
-    out |= _projections(run, config, params, names, device)
+    report(2, 4, {"phase": "projections"})
+    latents = group_latents(run, config, params, device)
+    out |= _projections(run, config, params, latents, names)
 
     rows = group_rows(acc, pred, labels, evaluated.mean_probs, out, {g: iou[b, b] for g, b in blocks.items()},
                       config.analysis.bootstrap, config.seed)
-    report(3, 3, {})
+    report(3, 4, {"phase": "fidelity"})
+    for g, row in rows.items():
+        if g == "zoo":  # the reference itself: only the floors mean something
+            row |= _floors(latents["zoo"], "latent", config.seed) | _floors(_zscore(params["zoo"], params["zoo"]),
+                                                                              "param", config.seed)
+            continue
+        row |= group_fidelity(latents["zoo"], latents[g], "latent", config.seed)
+        row |= group_fidelity(_zscore(params["zoo"], params["zoo"]), _zscore(params[g], params["zoo"]), "param",
+                              config.seed)
+    report(4, 4, {})
     meta = {"groups": names, "sizes": sizes, "scorecard": rows}
     return out, meta, {"scorecard_generated": rows.get("generated", {})}
 
@@ -100,6 +112,48 @@ def group_rows(acc: dict[str, torch.Tensor], pred: dict[str, torch.Tensor], labe
     return rows
 
 
+FIDELITY_KEYS = ("spread_ratio", "precision", "recall", "fd", "fd_floor", "self_precision", "self_recall")
+
+
+def group_fidelity(reference: torch.Tensor, group: torch.Tensor, space: str, seed: int) -> dict[str, float | None]:
+    """Set-level fidelity of a group against the training zoo (fidelity.py), keys `{space}_{metric}`.
+
+    Each metric sits beside its floor measured the same way on two halves of the zoo. None where
+    the sets are too small for k-NN balls (k = 3) or a split (fewer than 8 zoo checkpoints).
+    """
+    k = 3
+    if len(reference) < 8 or len(group) <= k:
+        return {f"{space}_{key}": None for key in FIDELITY_KEYS}
+    report = fidelity.fidelity_report(reference.double(), group.double(), make_generator(seed), k=k)
+    return {f"{space}_{key}": _none_if_nan(float(report[key])) for key in FIDELITY_KEYS}
+
+
+def _floors(reference: torch.Tensor, space: str, seed: int) -> dict[str, float | None]:
+    """The zoo's own row: what a perfect generator would score (split-half floors), nothing else."""
+    row = group_fidelity(reference, reference, space, seed)
+    return {key: (value if key.endswith(("_floor", "_self_precision", "_self_recall")) else None)
+            for key, value in row.items()}
+
+
+def group_latents(run: RunDir, config: RunConfig, params: dict[str, torch.Tensor],
+                  device: torch.device) -> dict[str, torch.Tensor]:
+    """Each group's standardized latents: the encoder's view of its parameters, except for the
+    generated models, whose latents are the ones the diffusion sampled (the encoder is not an
+    exact inverse of the decoder, so re-encoding them would judge the autoencoder as well)."""
+    generator = load_generator(run, config, device, with_denoiser=False)
+    latents = {g: generator.encode(vectors).float().cpu() for g, vectors in params.items()}
+    if "generated" in latents:
+        latents["generated"] = run.load(GENERATED)[0]["latents"].float()
+    return latents
+
+
+def _zscore(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Each coordinate z-scored with the reference's mean and std (constant coordinates kept at 0)."""
+    x, reference = x.double(), reference.double()
+    std = reference.std(0, correction=0)
+    return (x - reference.mean(0)) / torch.where(std > 0, std, torch.ones_like(std))
+
+
 def _median_with_ci(values: torch.Tensor, bootstrap: int, gen: torch.Generator) -> tuple[float | None, list | None]:
     """The median of the defined values and its 95% bootstrap interval (None where none is defined)."""
     values = values[~torch.isnan(values.double())]
@@ -125,8 +179,8 @@ def _k_nearest(x: torch.Tensor, ref: torch.Tensor, k: int, exclude_self: bool) -
     return d.topk(min(k, ref.shape[0] - int(exclude_self)), largest=False).indices
 
 
-def _projections(run: RunDir, config: RunConfig, params: dict[str, torch.Tensor], names: list[str],
-                 device: torch.device) -> dict[str, torch.Tensor]:
+def _projections(run: RunDir, config: RunConfig, params: dict[str, torch.Tensor], latents: dict[str, torch.Tensor],
+                 names: list[str]) -> dict[str, torch.Tensor]:
     """PCA and (optionally) UMAP of parameters and latents, one shared space per kind.
 
     Parameters are z-scored per coordinate over all groups first, so the head's large weights do
@@ -140,8 +194,6 @@ def _projections(run: RunDir, config: RunConfig, params: dict[str, torch.Tensor]
     def place(x: torch.Tensor) -> torch.Tensor:
         return basis.transform((x.double() - mean) / std)
 
-    generator = load_generator(run, config, device, with_denoiser=False)
-    latents = {g: generator.encode(params[g]).float().cpu() for g in names}
     out = {f"{g}.params_pca": place(params[g]) for g in names}
     out |= {f"{g}.latent_pca": xy for g, xy in fit_projection(latents, "pca").items()}
     if config.analysis.umap:

@@ -69,17 +69,26 @@ class AutoencoderConfig:
 
 @dataclass(frozen=True)
 class DiffusionConfig:
-    """Stage 3: DDPM on the autoencoder's latents, epsilon prediction."""
+    """Stage 3: DDPM on the autoencoder's latents, epsilon prediction.
+
+    The defaults are the generator that covers the zoo (notebook 07): an MLP denoiser with the
+    Gaussian skip, on latents whitened in their principal subspace. `denoiser="conv"` with
+    `whiten=0` is p-diff's own (its samples collapse to a fraction of the zoo's spread).
+    """
 
     timesteps: int = 1000
     beta_start: float = 1e-4
     beta_end: float = 2e-2
-    channels: tuple[int, ...] = (16, 32, 32)
-    kernel: int = 7
-    time_dim: int = 64
-    steps: int = 1500
+    denoiser: str = "mlp"  # "mlp" (residual MLP + Gaussian skip) or "conv" (p-diff's 1D-conv U-Net)
+    width: int = 128  # mlp: hidden width
+    depth: int = 2  # mlp: residual blocks
+    channels: tuple[int, ...] = (16, 32, 32)  # conv: channels per level
+    kernel: int = 7  # conv: kernel size
+    time_dim: int = 128
+    whiten: float = 0.9999  # share of latent variance kept by the whitened axes it diffuses on; 0 = one global scale
+    steps: int = 2000
     batch_size: int = 64
-    lr: float = 1e-3
+    lr: float = 2e-3
 
 
 @dataclass(frozen=True)
@@ -88,7 +97,7 @@ class SampleConfig:
     sampler: str = "ddpm"  # a name in samplers.SAMPLERS: "ddpm" (ancestral) or "ddim"
     steps: int = 0  # sampling steps; 0 = the sampler's default (DDPM: all T, DDIM: 50)
     eta: float = 0.0  # DDIM only: 0 deterministic, 1 DDPM-like
-    clip_x0: bool = True  # bound x0-predictions to the training latents' range (+10%) while sampling
+    clip_x0: bool = False  # bound x0-predictions to the training latents' range (+10%) while sampling
     trajectory_models: int = 4  # how many samples keep their x0-prediction along the way
     trajectory_points: int = 20  # at how many sampling steps
 
@@ -142,6 +151,9 @@ PRESET_OVERRIDES: dict[str, dict[str, Any]] = {
     # The paper's autoencoder and denoiser sizes (v2) on the embedded data: meant for a GPU.
     "paper": {
         "collect.num_checkpoints": 200,
+        "diffusion.denoiser": "conv",
+        "diffusion.whiten": 0.0,
+        "sample.clip_x0": True,
         "autoencoder.channels": (64, 128, 256, 256, 32),
         "autoencoder.latent_dim": 128,
         "autoencoder.steps": 30000,
@@ -182,7 +194,7 @@ PRESET_OVERRIDES: dict[str, dict[str, Any]] = {
 
 PRESET_HELP: dict[str, str] = {
     "digits": "embedded sklearn digits, small CNN, last BN + head; about a minute on a CPU",
-    "paper": "digits with the paper's AE/DDPM sizes and step counts; meant for a GPU",
+    "paper": "digits with the paper's AE and 1D-conv denoiser, sizes and step counts; meant for a GPU",
     "digits-whole": "whole-network generation: every parameter of the small CNN (5,178 floats); ~5-12 min on a CPU",
     "mnist1d": "MNIST-1D (generated locally, no download), 1-D CNN, last BN + head; zoo near 88 %, about a minute on a CPU",
 }
@@ -276,13 +288,14 @@ _POSITIVE = [
     "collect.num_checkpoints", "collect.steps_per_checkpoint", "collect.lr", "collect.seeds",
     "autoencoder.kernel", "autoencoder.latent_dim", "autoencoder.steps", "autoencoder.batch_size",
     "autoencoder.lr", "diffusion.timesteps", "diffusion.kernel", "diffusion.time_dim",
-    "diffusion.steps", "diffusion.batch_size", "diffusion.lr", "sample.num_models",
+    "diffusion.steps", "diffusion.batch_size", "diffusion.lr", "diffusion.width", "diffusion.depth",
+    "sample.num_models",
     "baselines.num_models", "baselines.average_m", "analysis.umap_neighbors",
 ]
 _NON_NEGATIVE = [
     "classifier.momentum", "classifier.weight_decay", "collect.momentum", "collect.weight_decay",
     "collect.heldout_every", "autoencoder.input_noise", "autoencoder.latent_noise",
-    "autoencoder.weight_decay", "sample.steps", "sample.eta", "sample.trajectory_models",
+    "autoencoder.weight_decay", "diffusion.whiten", "sample.steps", "sample.eta", "sample.trajectory_models",
     "sample.trajectory_points", "evaluate.chunk_size", "evaluate.batch_size", "analysis.bootstrap",
     "data.train_subset", "data.test_subset",
 ]
@@ -319,6 +332,12 @@ def validate(config: RunConfig) -> None:
         raise ConfigError(f"collect.optimizer must be 'sgd' or 'adamw', got {config.collect.optimizer!r}")
     if not config.autoencoder.channels or not config.diffusion.channels:
         raise ConfigError("autoencoder.channels and diffusion.channels need at least one entry")
+    from .denoisers import DENOISERS
+
+    if d.denoiser not in DENOISERS:
+        raise ConfigError(f"unknown diffusion.denoiser {d.denoiser!r}; denoisers: {', '.join(DENOISERS)}")
+    if not 0 <= d.whiten <= 1:
+        raise ConfigError(f"diffusion.whiten must be in [0, 1] (0: one global scale), got {d.whiten!r}")
     if config.autoencoder.kernel % 2 == 0 or d.kernel % 2 == 0:
         raise ConfigError("convolution kernels must be odd (autoencoder.kernel, diffusion.kernel)")
     if config.precision not in ("fp32", "bf16"):

@@ -1,7 +1,8 @@
-"""Denoisers for latent diffusion over parameter-autoencoder latents.
+"""Denoisers for latent diffusion over parameter-autoencoder latents: the networks that predict
+the noise in a noisy latent, and `build_denoiser` that makes the one a config names.
 
 The latent of a `ParamAutoencoder` comes out of a linear layer: its positions have no spatial
-order, and each has its own distribution. `ConvDenoiser` (diffusion.py) slides shared kernels
+order, and each has its own distribution. `ConvDenoiser` (p-diff's design) slides shared kernels
 over those positions, with a receptive field of part of the vector; it cannot give each
 position its own spread or tie far-apart positions together, and its samples collapse towards
 the mean (digits, 3 runs: per-dimension spread 0.35 of the training latents' with x0-clipping,
@@ -14,11 +15,74 @@ sampler and without clipping.
 """
 from __future__ import annotations
 
+import itertools
+import math
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .diffusion import timestep_embedding
+if TYPE_CHECKING:
+    from .config import DiffusionConfig
+    from .diffusion import GaussianDiffusion
+
+
+def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """Sinusoidal embedding of integer timesteps, (B,) -> (B, dim) (transformer positional code)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    args = t.float()[:, None] * freqs[None]
+    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+    return F.pad(emb, (0, dim % 2))
+
+
+class ConvBlock(nn.Module):
+    """Conv1d + GroupNorm + SiLU with the time embedding added as a per-channel bias."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, time_dim: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(c_in, c_out, kernel, padding=kernel // 2)
+        self.norm = nn.GroupNorm(min(8, c_out), c_out)
+        self.time = nn.Linear(time_dim, c_out)
+
+    def forward(self, x: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
+        h = self.norm(self.conv(x)) + self.time(temb)[:, :, None]
+        return F.silu(h)
+
+
+class ConvDenoiser(nn.Module):
+    """1D-conv encoder-decoder over the latent vector, seen as a 1-channel sequence (p-diff).
+
+    Encoder blocks widen the channels, decoder blocks narrow them again with skip connections;
+    every block receives the sinusoidal time embedding. Input and output are (B, L).
+    """
+
+    def __init__(self, length: int, channels: tuple[int, ...] = (32, 64, 64), kernel: int = 7,
+                 time_dim: int = 64) -> None:
+        super().__init__()
+        self.length = length
+        self.time_dim = time_dim
+        self.time_mlp = nn.Sequential(nn.Linear(time_dim, time_dim), nn.SiLU(), nn.Linear(time_dim, time_dim))
+        widths = [1, *channels]
+        self.down = nn.ModuleList(ConvBlock(a, b, kernel, time_dim) for a, b in itertools.pairwise(widths))
+        rev = list(reversed(channels))
+        self.up = nn.ModuleList(ConvBlock(a + skip, b, kernel, time_dim)
+                                for a, skip, b in zip(rev, rev, rev[1:] + [channels[0]]))
+        self.out = nn.Conv1d(channels[0], 1, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        temb = self.time_mlp(timestep_embedding(t, self.time_dim))
+        h = x[:, None, :]  # (B, 1, L)
+        skips = []
+        for block in self.down:
+            h = block(h, temb)
+            skips.append(h)
+        for block in self.up:
+            h = block(torch.cat([h, skips.pop()], dim=1), temb)
+        return self.out(h)[:, 0, :]  # (B, L)
 
 
 class ResidualBlock(nn.Module):
@@ -77,3 +141,20 @@ class MLPDenoiser(nn.Module):
         if self.gaussian_skip is not None:
             eps = eps + self.gaussian_skip[t][:, None] * x
         return eps
+
+
+DENOISERS = ("mlp", "conv")
+
+
+def build_denoiser(config: DiffusionConfig, length: int, process: GaussianDiffusion) -> nn.Module:
+    """The denoiser `diffusion.denoiser` names, for latents of `length` values.
+
+    "mlp" (the default): `MLPDenoiser` with the Gaussian skip from the process's schedule.
+    "conv": p-diff's `ConvDenoiser` (kept for the paper preset and comparisons).
+    """
+    if config.denoiser == "conv":
+        return ConvDenoiser(length, config.channels, config.kernel, config.time_dim)
+    if config.denoiser == "mlp":
+        return MLPDenoiser(length, config.width, config.depth, config.time_dim,
+                           gaussian_skip=process.sqrt_one_minus_alphas_cumprod)
+    raise ValueError(f"unknown denoiser {config.denoiser!r}; denoisers: {', '.join(DENOISERS)}")

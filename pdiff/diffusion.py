@@ -6,8 +6,6 @@ The process is a small object that holds only the schedule; the denoiser network
 """
 from __future__ import annotations
 
-import itertools
-import math
 from collections.abc import Callable
 
 import torch
@@ -80,60 +78,3 @@ class GaussianDiffusion(nn.Module):
         if noise is None:
             noise = randn(tuple(x0.shape), generator, x0.device)
         return F.mse_loss(model(self.q_sample(x0, t, noise), t), noise)
-
-
-def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
-    """Sinusoidal embedding of integer timesteps, (B,) -> (B, dim) (transformer positional code)."""
-    half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
-    args = t.float()[:, None] * freqs[None]
-    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
-    return F.pad(emb, (0, dim % 2))
-
-
-class ConvBlock(nn.Module):
-    """Conv1d + GroupNorm + SiLU with the time embedding added as a per-channel bias."""
-
-    def __init__(self, c_in: int, c_out: int, kernel: int, time_dim: int) -> None:
-        super().__init__()
-        self.conv = nn.Conv1d(c_in, c_out, kernel, padding=kernel // 2)
-        self.norm = nn.GroupNorm(min(8, c_out), c_out)
-        self.time = nn.Linear(time_dim, c_out)
-
-    def forward(self, x: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
-        h = self.norm(self.conv(x)) + self.time(temb)[:, :, None]
-        return F.silu(h)
-
-
-class ConvDenoiser(nn.Module):
-    """1D-conv encoder-decoder over the latent vector, seen as a 1-channel sequence (p-diff).
-
-    Encoder blocks widen the channels, decoder blocks narrow them again with skip connections;
-    every block receives the sinusoidal time embedding. Input and output are (B, L).
-    """
-
-    def __init__(self, length: int, channels: tuple[int, ...] = (32, 64, 64), kernel: int = 7,
-                 time_dim: int = 64) -> None:
-        super().__init__()
-        self.length = length
-        self.time_dim = time_dim
-        self.time_mlp = nn.Sequential(nn.Linear(time_dim, time_dim), nn.SiLU(), nn.Linear(time_dim, time_dim))
-        widths = [1, *channels]
-        self.down = nn.ModuleList(ConvBlock(a, b, kernel, time_dim) for a, b in itertools.pairwise(widths))
-        rev = list(reversed(channels))
-        self.up = nn.ModuleList(ConvBlock(a + skip, b, kernel, time_dim)
-                                for a, skip, b in zip(rev, rev, rev[1:] + [channels[0]]))
-        self.out = nn.Conv1d(channels[0], 1, 1)
-        nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
-
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        temb = self.time_mlp(timestep_embedding(t, self.time_dim))
-        h = x[:, None, :]  # (B, 1, L)
-        skips = []
-        for block in self.down:
-            h = block(h, temb)
-            skips.append(h)
-        for block in self.up:
-            h = block(torch.cat([h, skips.pop()], dim=1), temb)
-        return self.out(h)[:, 0, :]  # (B, L)

@@ -10,7 +10,6 @@ generator learned from.
 - `precision_recall`, `density_coverage`: k-nearest-neighbour manifold estimates. Precision =
   how many generated samples look like reference samples; recall = how much of the reference is
   covered by generated samples.
-- `distinct_rows`: how many different prediction vectors a group of models produces.
 
 Set metrics have finite-sample bias, and the reference here (one SGD trajectory, a few hundred
 points) is small. So every estimate comes with a floor measured the same way: one random half
@@ -25,8 +24,6 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-
-from .metrics import wrong_sets_iou
 
 
 def _check_sets(a: Tensor, b: Tensor) -> None:
@@ -201,29 +198,3 @@ def fidelity_report(reference: Tensor, generated: Tensor, generator: torch.Gener
     report = {key: value / repeats for key, value in sums.items()}
     report["spread_ratio"] = spread_ratio(generated, reference)
     return report
-
-
-def distinct_rows(predictions: Tensor) -> int:
-    """Number of distinct rows of (N, S) predictions: how many different behaviours N models have.
-
-    Two models with the same row predict the same class on every test sample; a generator that
-    collapsed to one model gives 1 however many samples it draws.
-    """
-    if predictions.dim() != 2:
-        raise ValueError(f"expected (N, S) predictions, got shape {tuple(predictions.shape)}")
-    if len(predictions) == 0:
-        return 0
-    return int(torch.unique(predictions, dim=0).shape[0])
-
-
-def within_group_iou(predictions: Tensor, labels: Tensor) -> float:
-    """Mean IoU of wrong-prediction sets over all pairs of distinct models of one group.
-
-    p-diff's diversity number (the paper's generated-generated IoU): 1 = every model makes the
-    same mistakes. NaN for fewer than two models.
-    """
-    n = len(predictions)
-    if n < 2:
-        return float("nan")
-    iou = wrong_sets_iou(predictions, labels).double()
-    return ((iou.sum() - iou.diagonal().sum()) / (n * (n - 1))).item()

@@ -30,6 +30,7 @@ UPPER: dict[str, int] = {
     "autoencoder.kernel": 255, "autoencoder.latent_dim": 64 * 1024, "autoencoder.steps": 100 * M,
     "autoencoder.batch_size": 64 * 1024,
     "diffusion.timesteps": 100 * K, "diffusion.kernel": 255, "diffusion.time_dim": 8 * 1024,
+    "diffusion.width": 64 * 1024, "diffusion.depth": 256,
     "diffusion.steps": 100 * M, "diffusion.batch_size": 64 * 1024,
     "sample.num_models": 100 * K, "sample.steps": 100 * K, "sample.trajectory_models": 1_000,
     "sample.trajectory_points": 1_000,
@@ -128,8 +129,10 @@ def estimates(config: Any, dim: int, n_test: int, n_classes: int) -> list[tuple[
          + ae.latent_dim * ae.channels[-1] * reduced * f32 * 2 * 4,
          "the autoencoder's activations and weights",
          "autoencoder.batch_size, autoencoder.channels, autoencoder.latent_dim"),
-        (d.batch_size * max(d.channels) * ae.latent_dim * f32 * 3 * 2 * len(d.channels),
-         "the denoiser's activations", "diffusion.batch_size, diffusion.channels, autoencoder.latent_dim"),
+        (d.batch_size * max(d.channels) * ae.latent_dim * f32 * 3 * 2 * len(d.channels) if d.denoiser == "conv"
+         else d.batch_size * d.width * f32 * 6 * d.depth + d.width * d.width * f32 * 4 * 2 * d.depth,
+         "the denoiser's activations and weights",
+         "diffusion.batch_size, diffusion.channels, diffusion.width, diffusion.depth, autoencoder.latent_dim"),
     ]
 
 

@@ -16,10 +16,12 @@ from .autoencoder import ParamAutoencoder
 from .classifiers import build_classifier
 from .config import RunConfig
 from .data import Dataset, load_dataset
-from .diffusion import ConvDenoiser, GaussianDiffusion
+from .denoisers import build_denoiser
+from .diffusion import GaussianDiffusion
 from .params import Normalizer, ParamLayout
 from .runs import RunDir, RunError
 from .sample import LatentStats, ParamGenerator
+from .whitening import LatentWhitening
 
 
 @dataclass
@@ -74,13 +76,23 @@ def load_generator(run: RunDir, config: RunConfig, device: torch.device, with_de
         low, high = refit.low, refit.high
     stats = LatentStats(ae_state["latent.mean"], ae_state["latent.scale"], low, high)
     d = config.diffusion
-    denoiser = ConvDenoiser(config.autoencoder.latent_dim, d.channels, d.kernel, d.time_dim)
+    diffusion = GaussianDiffusion(d.timesteps, d.beta_start, d.beta_end)
+    coords = None
+    length = config.autoencoder.latent_dim
     if with_denoiser:
         den_state, _ = run.load(DENOISER)
-        denoiser.load_state_dict(strip_prefix(den_state, "model."))
-    diffusion = GaussianDiffusion(d.timesteps, d.beta_start, d.beta_end)
+        if "coords.basis" in den_state:  # the diffusion works on whitened latents
+            coords = LatentWhitening.from_state(strip_prefix(den_state, "coords."))
+            length = coords.dim
+    denoiser = build_denoiser(d, length, diffusion)
+    if with_denoiser:
+        try:
+            denoiser.load_state_dict(strip_prefix(den_state, "model."))
+        except RuntimeError:
+            raise RunError(f"{run.path}/{DENOISER} does not fit diffusion.denoiser={d.denoiser!r}; the run is damaged "
+                           f"or from other code: redo it with --force diffusion") from None
     return ParamGenerator(normalizer, autoencoder.to(device).eval(), stats,
-                          denoiser.to(device).eval(), diffusion.to(device))
+                          denoiser.to(device).eval(), diffusion.to(device), coords)
 
 
 def model_groups(run: RunDir) -> dict[str, torch.Tensor]:

@@ -8,11 +8,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from .autoencoder import ParamAutoencoder
-from .diffusion import ConvDenoiser, GaussianDiffusion
+from .diffusion import GaussianDiffusion
 from .params import Normalizer
 from .samplers import make_sampler, sample_loop
+from .whitening import LatentWhitening
 
 
 @dataclass
@@ -39,6 +41,13 @@ class LatentStats:
             return None
         return self.low.to(device), self.high.to(device)
 
+    def standardize(self, z: torch.Tensor) -> torch.Tensor:
+        """(N, L) autoencoder latents -> standardized latents."""
+        return (z - self.mean.to(z.device)) / self.scale.to(z.device)
+
+    def unstandardize(self, u: torch.Tensor) -> torch.Tensor:
+        return u * self.scale.to(u.device) + self.mean.to(u.device)
+
 
 @dataclass
 class Samples:
@@ -50,11 +59,16 @@ class Samples:
 
 @dataclass
 class ParamGenerator:
+    """Parameters <-> standardized latents (`encode`/`decode`), and the diffusion that samples
+    latents. The diffusion may work in its own coordinates of the latents (`coords`, a
+    `LatentWhitening` fitted by the diffusion stage); `sample` maps back before decoding."""
+
     normalizer: Normalizer
     autoencoder: ParamAutoencoder
     stats: LatentStats
-    denoiser: ConvDenoiser
+    denoiser: nn.Module
     diffusion: GaussianDiffusion
+    coords: LatentWhitening | None = None  # None: the diffusion works on the standardized latents
 
     @property
     def device(self) -> torch.device:
@@ -63,33 +77,40 @@ class ParamGenerator:
     @torch.no_grad()
     def encode(self, params: torch.Tensor) -> torch.Tensor:
         """(N, D) raw parameters -> (N, L) standardized latents (no noise)."""
-        z = self.autoencoder.encode(self.normalizer.normalize(params.to(self.device)))
-        return (z - self.stats.mean.to(z.device)) / self.stats.scale.to(z.device)
+        return self.stats.standardize(self.autoencoder.encode(self.normalizer.normalize(params.to(self.device))))
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """(N, L) standardized latents -> (N, D) raw parameters."""
-        z = latents.to(self.device) * self.stats.scale.to(self.device) + self.stats.mean.to(self.device)
-        return self.normalizer.denormalize(self.autoencoder.decode(z))
+        return self.normalizer.denormalize(self.autoencoder.decode(self.stats.unstandardize(latents.to(self.device))))
+
+    def to_coords(self, latents: torch.Tensor) -> torch.Tensor:
+        """Standardized latents (N, L) -> the diffusion's coordinates (N, k)."""
+        return latents if self.coords is None else self.coords.standardize(latents)
+
+    def from_coords(self, u: torch.Tensor) -> torch.Tensor:
+        return u if self.coords is None else self.coords.unstandardize(u)
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator, sampler: str = "ddpm", steps: int = 0,
                eta: float = 0.0, trajectory_models: int = 0, trajectory_points: int = 0,
-               clip: bool = True) -> Samples:
+               clip: bool = False) -> Samples:
         """Draw n latents, keep the first M samples' x0-predictions at P steps, decode everything.
 
         `steps` = 0 takes the sampler's default; `clip` bounds x0-predictions to the training
-        latents' range (see `LatentStats`)."""
-        walker = make_sampler(sampler, self.diffusion, steps, eta, self.stats.bounds(self.device) if clip else None)
+        latents' range in the diffusion's coordinates (see `LatentStats`, `LatentWhitening`)."""
+        space = self.coords if self.coords is not None else self.stats
+        walker = make_sampler(sampler, self.diffusion, steps, eta, space.bounds(self.device) if clip else None)
         record = _spread(walker.timesteps, trajectory_points) if trajectory_models else set()
         kept: dict[int, torch.Tensor] = {}
 
         def callback(step: int, x0: torch.Tensor) -> None:
             if step in record:
-                kept[step] = x0[:trajectory_models].clone()
+                kept[step] = self.from_coords(x0[:trajectory_models]).clone()
 
         self.denoiser.eval()
-        latents = sample_loop(self.denoiser, walker, (n, self.denoiser.length), generator, self.device, callback)
+        u = sample_loop(self.denoiser, walker, (n, self.denoiser.length), generator, self.device, callback)
+        latents = self.from_coords(u)
         visited = sorted(kept, reverse=True)
         trajectory = (torch.stack([self.decode(kept[s]) for s in visited]) if visited
                       else torch.zeros(0, 0, self.normalizer.mean.numel()))

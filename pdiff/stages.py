@@ -25,6 +25,7 @@ from .classifiers import build_classifier
 from .collect import collect_checkpoints, heldout_mask, train_classifier
 from .config import RunConfig
 from .data import Dataset, load_dataset
+from .denoisers import build_denoiser
 from .divergence import check_finite
 from .evaluate import BatchedEvaluator
 from .loaders import add_prefix, load_generator, load_layout, load_task, model_groups, training_rows
@@ -33,6 +34,7 @@ from .runs import RunDir, RunError
 from .runtime import make_generator, seed_everything
 from .sample import LatentStats
 from .training import Progress, batch_index, train_steps
+from .whitening import LatentWhitening
 
 StageProgress = Callable[[str, int, int, dict], None]  # (stage, done, total, info)
 
@@ -183,12 +185,17 @@ def autoencoder(ctx: StageContext) -> dict[str, Any]:
 
 
 def diffusion(ctx: StageContext) -> dict[str, Any]:
-    """Train the denoiser on standardized latents of the training checkpoints (epsilon MSE)."""
+    """Train the denoiser on the training checkpoints' latents (epsilon MSE), in whitened
+    coordinates when `diffusion.whiten` > 0 (see whitening.py)."""
     seed_everything(ctx.seed)
     config = ctx.config.diffusion
     generator_model = load_generator(ctx.run, ctx.config, ctx.device, with_denoiser=False)
     latents = generator_model.encode(training_rows(ctx.run)).float()
-    denoiser, process = generator_model.denoiser, generator_model.diffusion
+    coords = LatentWhitening.fit(latents.cpu(), config.whiten) if config.whiten > 0 else None
+    if coords is not None:
+        latents = coords.standardize(latents)
+    process = generator_model.diffusion
+    denoiser = build_denoiser(config, latents.shape[1], process).to(ctx.device)
     gen = make_generator(distributed.rank_seed(ctx.seed), ctx.device)
 
     def loss(net: nn.Module) -> torch.Tensor:
@@ -196,8 +203,10 @@ def diffusion(ctx: StageContext) -> dict[str, Any]:
 
     history = train_steps(denoiser, loss, config.steps, config.lr, 0.0, ctx.progress, ctx.config.precision)
     state = add_prefix(denoiser.state_dict(), "model.") | {"loss": torch.tensor(history.loss)}
-    ctx.save(DENOISER, state, {"loss_every": history.every})
-    return {"final_loss": history.loss[-1]}
+    if coords is not None:
+        state |= add_prefix(coords.state(), "coords.")
+    ctx.save(DENOISER, state, {"loss_every": history.every, "length": latents.shape[1]})
+    return {"final_loss": history.loss[-1], "latent_dims": latents.shape[1]}
 
 
 def sample(ctx: StageContext) -> dict[str, Any]:
@@ -295,13 +304,13 @@ STAGES: tuple[Stage, ...] = (
     Stage("collect", collect, ("seed", "precision", "data.name", "data.train_subset", "data.test_subset",
                                "classifier", "collect"), (), (BASE, ZOO), uses_data=True),
     Stage("autoencoder", autoencoder, ("seed", "precision", "autoencoder"), (ZOO,), (AUTOENCODER,)),
-    Stage("diffusion", diffusion, ("seed", "precision", "diffusion"), (ZOO, AUTOENCODER), (DENOISER,)),
-    Stage("sample", sample, ("seed", "sample"), (ZOO, AUTOENCODER, DENOISER), (GENERATED,)),
+    Stage("diffusion", diffusion, ("seed", "precision", "diffusion"), (ZOO, AUTOENCODER), (DENOISER,), version=2),
+    Stage("sample", sample, ("seed", "sample"), (ZOO, AUTOENCODER, DENOISER), (GENERATED,), version=2),
     Stage("baselines", baselines, ("seed", "baselines"), (ZOO, AUTOENCODER), (BASELINES,), main_only=True),
     Stage("evaluate", evaluate, ("precision", "evaluate"), (BASE, ZOO, GENERATED, BASELINES), (EVALUATION,),
           version=2, uses_data=True),
     Stage("analyse", analyse, ("seed", "analysis"), (ZOO, AUTOENCODER, GENERATED, BASELINES, EVALUATION), (ANALYSIS,),
-          version=2, main_only=True),
+          version=3, main_only=True),
 )
 STAGE_NAMES: list[str] = [s.name for s in STAGES]
 BY_NAME: dict[str, Stage] = {s.name: s for s in STAGES}

@@ -407,7 +407,8 @@ register_dataset("stl10", load_stl10)
 
 
 def _resnet18_preset(dataset: str) -> dict[str, Any]:
-    """The paper's main setting: ResNet-18, target = the last two BatchNorm layers (2048 floats)."""
+    """The paper's main setting: ResNet-18, target = the last two BatchNorm layers (2048 floats),
+    with the paper's autoencoder and step counts and this project's denoiser."""
     return {
         "data.name": dataset,
         "classifier.arch": "resnet18",
@@ -421,7 +422,8 @@ def _resnet18_preset(dataset: str) -> dict[str, Any]:
         "autoencoder.latent_dim": 128,
         "autoencoder.steps": 30000,
         "autoencoder.batch_size": 200,
-        "diffusion.channels": (64, 128, 256, 512),
+        "diffusion.width": 256,  # the MLP denoiser (notebook 07), wider for the larger latent
+        "diffusion.depth": 3,
         "diffusion.time_dim": 128,
         "diffusion.steps": 30000,
         "diffusion.batch_size": 200,

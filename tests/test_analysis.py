@@ -8,7 +8,7 @@ from torch.testing import assert_close
 
 from pdiff import metrics
 from pdiff.analysis import analyse_run
-from pdiff.loaders import load_evaluation, model_groups
+from pdiff.loaders import load_evaluation, load_generator, model_groups
 from pdiff.runs import RunError
 
 
@@ -141,3 +141,24 @@ def test_a_one_checkpoint_zoo_has_no_zoo_neighbour_but_everything_else_is_analys
     assert tensors["generated.max_iou_index"].eq(0).all() and not torch.isnan(tensors["generated.max_iou"]).any()
     assert card["generated"]["max_iou_median"] == pytest.approx(metrics.median(tensors["generated.max_iou"]))
     assert card["zoo"]["iou_within"] is None and card["zoo"]["max_iou_median_ci"] is None
+
+
+def test_the_tiny_runs_generator_covers_its_training_latents(tiny_run):
+    """A learning test of the whole generator: 300 denoiser steps on 40 checkpoints already give
+    latents with the training latents' spread, inside their manifold and covering most of it
+    (the 1D-conv denoiser of p-diff left a quarter of the spread here)."""
+    card = tiny_run.load("analysis.safetensors")[1]["scorecard"]
+    generated = card["generated"]
+    assert 0.8 <= generated["latent_spread_ratio"] <= 1.25
+    assert generated["latent_precision"] >= 0.8
+    assert generated["latent_recall"] >= 0.7 * generated["latent_self_recall"]
+    assert card["zoo"]["latent_fd"] is None and card["zoo"]["latent_fd_floor"] > 0  # the reference keeps its floor
+    latents = tiny_run.load("generated.safetensors")[0]["latents"]
+    from pdiff import fidelity
+    from pdiff.analysis import group_fidelity
+
+    zoo_latents = load_generator(tiny_run, tiny_config(), torch.device("cpu"), with_denoiser=False).encode(
+        model_groups(tiny_run)["zoo"])
+    assert generated["latent_spread_ratio"] == pytest.approx(fidelity.spread_ratio(latents, zoo_latents))
+    assert group_fidelity(zoo_latents, latents, "latent", 0) == {k: generated[k] for k in generated
+                                                                  if k.startswith("latent_")}

@@ -7,6 +7,7 @@ import torch
 from pdiff import fidelity
 from pdiff.denoisers import MLPDenoiser
 from pdiff.diffusion import GaussianDiffusion
+from pdiff.samplers import DDIMSampler, sample_loop
 from pdiff.training import train_steps
 from pdiff.whitening import LatentWhitening
 
@@ -17,7 +18,7 @@ def test_untrained_skip_denoiser_is_the_optimal_denoiser_of_unit_gaussian_data()
     net = MLPDenoiser(6, width=32, depth=1, time_dim=16, gaussian_skip=process.sqrt_one_minus_alphas_cumprod)
     x, t = torch.randn(5, 6), torch.tensor([0, 10, 50, 90, 99])
     torch.testing.assert_close(net(x, t), process.sqrt_one_minus_alphas_cumprod[t][:, None] * x)
-    samples = process.ddim_sample(net, (4000, 6), 20, generator=torch.Generator().manual_seed(0))
+    samples = sample_loop(net, DDIMSampler(process, 20), (4000, 6), torch.Generator().manual_seed(0))
     assert samples.std(0).mean().item() == pytest.approx(1.0, abs=0.05)
     assert samples.mean(0).abs().max().item() < 0.1
 
@@ -55,7 +56,7 @@ def test_mlp_denoiser_learns_a_thin_curve_without_clipping():
     net = MLPDenoiser(whitening.dim, width=64, depth=2, time_dim=32,
                       gaussian_skip=process.sqrt_one_minus_alphas_cumprod)
     train_steps(net, lambda m: process.training_loss(m, u[torch.randint(0, 200, (64,), generator=g)], g), 800, 3e-3)
-    samples = whitening.unstandardize(process.ddim_sample(net, (100, whitening.dim), 20, generator=g))
+    samples = whitening.unstandardize(sample_loop(net, DDIMSampler(process, 20), (100, whitening.dim), g))
     assert 0.7 < fidelity.spread_ratio(samples, data) < 1.3
     precision, recall = fidelity.precision_recall(data, samples, k=5)
     assert precision > 0.7 and recall > 0.7  # a ConvDenoiser (16, 32), 400 steps: precision 0.25

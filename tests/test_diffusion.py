@@ -12,7 +12,8 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from pdiff.diffusion import ConvDenoiser, GaussianDiffusion, timestep_embedding
+from pdiff.denoisers import ConvDenoiser, timestep_embedding
+from pdiff.diffusion import GaussianDiffusion
 
 
 def schedule64(timesteps: int = 1000, beta_start: float = 1e-4, beta_end: float = 2e-2):

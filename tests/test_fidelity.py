@@ -8,7 +8,7 @@ import pytest
 import torch
 from scipy import linalg
 
-from pdiff import fidelity
+from pdiff import fidelity, metrics
 
 
 def gaussian(n: int, d: int, seed: int, mean: float = 0.0, std: float = 1.0) -> torch.Tensor:
@@ -83,7 +83,7 @@ def test_spread_ratio_of_a_scaled_set_is_the_scale():
 def test_distinct_rows_and_within_group_iou():
     labels = torch.tensor([0, 1, 2, 3])
     preds = torch.tensor([[0, 1, 2, 0], [0, 1, 2, 0], [1, 1, 2, 3], [1, 1, 2, 0]])
-    assert fidelity.distinct_rows(preds) == 3
-    assert fidelity.distinct_rows(preds[:1].repeat(5, 1)) == 1
+    assert metrics.distinct_rows(preds) == 3
+    assert metrics.distinct_rows(preds[:1].repeat(5, 1)) == 1
     # wrong sets {3}, {3}, {0}, {0, 3}: pair IoUs 1, 0, 1/2, 0, 1/2, 1/2 -> mean 5/12
-    assert fidelity.within_group_iou(preds, labels) == pytest.approx(2.5 / 6)
+    assert metrics.mean_off_diagonal(metrics.wrong_sets_iou(preds, labels)) == pytest.approx(2.5 / 6)

@@ -107,6 +107,18 @@ def _parser() -> argparse.ArgumentParser:
     _plugin_option(analyse)
     analyse.set_defaults(func=_analyse)
 
+    guide = sub.add_parser("guide", help="ask a run conditioned on accuracy for models of given accuracies")
+    guide.add_argument("run", help="run directory (made with diffusion.condition=accuracy, e.g. --preset mnist1d-guided)")
+    guide.add_argument("--accuracy", type=float, nargs="+", required=True, metavar="PERCENT",
+                       help="requested test accuracies in percent, e.g. --accuracy 40 60 75")
+    guide.add_argument("--models", type=int, default=50, help="models per requested accuracy (default 50)")
+    guide.add_argument("--scale", type=float, default=2.0, help="guidance scale: 0 unconditional, 1 conditional, "
+                                                                "> 1 pushed further (default 2)")
+    guide.add_argument("--seed", type=int, default=0)
+    guide.add_argument("--json", action="store_true", help="print JSON records instead of a table")
+    _plugin_option(guide)
+    guide.set_defaults(func=_guide)
+
     store = sub.add_parser("store", help="the shared store of finished stages: size, prune, clear")
     store.add_argument("--root", help="the folder whose runs share the store (default: $PDIFF_RUNS or runs/)")
     action = store.add_mutually_exclusive_group()
@@ -228,6 +240,31 @@ def _analyse(args: argparse.Namespace) -> int:
     with TqdmReporter() as reporter:
         run_stage(run, config, "analyse", resolve_device(config.device), reporter)
     _print_table(run)
+    return 0
+
+
+def _guide(args: argparse.Namespace) -> int:
+    from .guide import guide
+    from .report import text_table
+
+    if not 1 <= args.models <= 100_000:
+        raise cfg.ConfigError(f"--models must be from 1 to 100,000, got {args.models}")
+    if args.scale < 0 or not all(0 <= a <= 100 for a in args.accuracy):
+        raise cfg.ConfigError("--scale must be >= 0 and every --accuracy a percentage from 0 to 100")
+    run = _open_run(args.run)
+    from .status import require_current
+
+    require_current(run, "evaluate", "guided generation needs the run's evaluation")
+    records = guide(run, args.accuracy, args.models, args.scale, args.seed)
+    if args.json:
+        print(json.dumps(records, indent=2))
+        return 0
+    rows = [[f"{r['requested']:.1f}", f"{r['achieved_median']:.2f}", f"{r['achieved_q25']:.2f}-{r['achieved_q75']:.2f}",
+             f"{r['achieved_min']:.2f}", f"{r['max_iou_median']:.3f}", f"{r['nn_distance_median']:.3f}",
+             "yes" if r["inside_zoo_range"] else "no"] for r in records]
+    print(f"{args.models} models per level, guidance scale {args.scale:g}")
+    print(text_table(["requested", "achieved median", "IQR", "min", "max IoU to zoo", "NN dist", "in zoo range"],
+                     rows))
     return 0
 
 

@@ -125,6 +125,18 @@ def collect_checkpoints(model: nn.Module, dataset: Dataset, target: list[str], c
     return Zoo(torch.stack(vectors), torch.tensor(steps), layout)
 
 
+@torch.no_grad()
+def reinit_target(model: nn.Module, fresh: nn.Module, target: list[str]) -> None:
+    """Put the target parameters back to a fresh model's initial values (norm weights 1, biases
+    0, linear layers as constructed), leaving everything else, buffers included, as trained.
+
+    Collection then starts from chance and climbs to a trained model, so the zoo spans a range of
+    quality: what a generator conditioned on accuracy needs to learn from."""
+    params, initial = dict(model.named_parameters()), dict(fresh.named_parameters())
+    for name in target:
+        params[name].copy_(initial[name].to(params[name].device))
+
+
 def heldout_mask(count: int, every: int) -> torch.Tensor:
     """Every `every`-th checkpoint (1-based: the every-th, 2*every-th, ...) is held out."""
     mask = torch.zeros(count, dtype=torch.bool)

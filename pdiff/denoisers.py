@@ -118,7 +118,7 @@ class MLPDenoiser(nn.Module):
     """
 
     def __init__(self, length: int, width: int = 128, depth: int = 2, time_dim: int = 128,
-                 gaussian_skip: torch.Tensor | None = None) -> None:
+                 gaussian_skip: torch.Tensor | None = None, conditional: bool = False) -> None:
         super().__init__()
         self.register_buffer("gaussian_skip", gaussian_skip.float() if gaussian_skip is not None else None,
                              persistent=False)
@@ -131,9 +131,26 @@ class MLPDenoiser(nn.Module):
         self.out = nn.Linear(width, length)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
+        # A condition (a checkpoint's accuracy in [0, 1]) is embedded like the time step and added
+        # to its embedding; a learned "no condition" vector stands in where it is dropped or absent.
+        self.conditional = conditional
+        if conditional:
+            self.cond_mlp = nn.Sequential(nn.Linear(time_dim, time_dim), nn.SiLU(), nn.Linear(time_dim, time_dim))
+            self.null_cond = nn.Parameter(torch.zeros(time_dim))
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def condition_embedding(self, cond: torch.Tensor | None, drop: torch.Tensor | None, batch: int) -> torch.Tensor:
+        """(B, time_dim): the embedded condition, the null vector where `drop` is True or `cond` is None."""
+        null = self.null_cond.expand(batch, -1)
+        if cond is None:
+            return null
+        emb = self.cond_mlp(timestep_embedding(cond * 1000, self.time_dim))  # 0.1 % resolution, like t
+        return emb if drop is None else torch.where(drop[:, None], null, emb)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None,
+                drop: torch.Tensor | None = None) -> torch.Tensor:
         temb = self.time_mlp(timestep_embedding(t, self.time_dim))  # (B, time_dim)
+        if self.conditional:
+            temb = temb + self.condition_embedding(cond, drop, x.shape[0])
         h = self.inp(x)  # (B, width)
         for block in self.blocks:
             h = block(h, temb)
@@ -156,5 +173,27 @@ def build_denoiser(config: DiffusionConfig, length: int, process: GaussianDiffus
         return ConvDenoiser(length, config.channels, config.kernel, config.time_dim)
     if config.denoiser == "mlp":
         return MLPDenoiser(length, config.width, config.depth, config.time_dim,
-                           gaussian_skip=process.sqrt_one_minus_alphas_cumprod)
+                           gaussian_skip=process.sqrt_one_minus_alphas_cumprod,
+                           conditional=config.condition != "none")
     raise ValueError(f"unknown denoiser {config.denoiser!r}; denoisers: {', '.join(DENOISERS)}")
+
+
+class GuidedDenoiser(nn.Module):
+    """Classifier-free guidance (Ho & Salimans 2022) around a conditional denoiser:
+    eps = eps(x, t) + scale * (eps(x, t | c) - eps(x, t)).
+
+    scale 0 is unconditional sampling (the conditional pass is not even run), 1 conditional,
+    above 1 pushes further towards the condition. `accuracy` is in percent.
+    """
+
+    def __init__(self, denoiser: nn.Module, accuracy: float, scale: float) -> None:
+        super().__init__()
+        self.denoiser, self.accuracy, self.scale = denoiser, accuracy, scale
+        self.length = denoiser.length
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        uncond = self.denoiser(x, t)
+        if self.scale == 0:
+            return uncond
+        cond = torch.full((x.shape[0],), self.accuracy / 100, device=x.device)
+        return uncond + self.scale * (self.denoiser(x, t, cond) - uncond)

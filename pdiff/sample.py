@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from .autoencoder import ParamAutoencoder
+from .denoisers import GuidedDenoiser
 from .diffusion import GaussianDiffusion
 from .params import Normalizer
 from .samplers import make_sampler, sample_loop
@@ -94,11 +95,13 @@ class ParamGenerator:
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator, sampler: str = "ddpm", steps: int = 0,
                eta: float = 0.0, trajectory_models: int = 0, trajectory_points: int = 0,
-               clip: bool = False) -> Samples:
+               clip: bool = False, accuracy: float | None = None, guidance: float = 0.0) -> Samples:
         """Draw n latents, keep the first M samples' x0-predictions at P steps, decode everything.
 
         `steps` = 0 takes the sampler's default; `clip` bounds x0-predictions to the training
-        latents' range in the diffusion's coordinates (see `LatentStats`, `LatentWhitening`)."""
+        latents' range in the diffusion's coordinates (see `LatentStats`, `LatentWhitening`).
+        `accuracy` (percent) and `guidance` steer a denoiser conditioned on accuracy
+        (classifier-free guidance, see `denoisers.GuidedDenoiser`); guidance 0 is unconditional."""
         space = self.coords if self.coords is not None else self.stats
         walker = make_sampler(sampler, self.diffusion, steps, eta, space.bounds(self.device) if clip else None)
         record = _spread(walker.timesteps, trajectory_points) if trajectory_models else set()
@@ -109,7 +112,12 @@ class ParamGenerator:
                 kept[step] = self.from_coords(x0[:trajectory_models]).clone()
 
         self.denoiser.eval()
-        u = sample_loop(self.denoiser, walker, (n, self.denoiser.length), generator, self.device, callback)
+        network = self.denoiser
+        if accuracy is not None and guidance > 0:
+            if not getattr(self.denoiser, "conditional", False):
+                raise ValueError("this run's denoiser is not conditioned on accuracy (diffusion.condition=none)")
+            network = GuidedDenoiser(self.denoiser, accuracy, guidance)
+        u = sample_loop(network, walker, (n, self.denoiser.length), generator, self.device, callback)
         latents = self.from_coords(u)
         visited = sorted(kept, reverse=True)
         trajectory = (torch.stack([self.decode(kept[s]) for s in visited]) if visited

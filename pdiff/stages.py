@@ -9,6 +9,7 @@ outputs there (`ctx.save`) and returns its key metrics.
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,13 +23,13 @@ from .analysis import analyse_run
 from .artifacts import ANALYSIS, AUTOENCODER, BASE, BASELINES, DENOISER, EVALUATION, GENERATED, NAN_MEANS_UNDEFINED, ZOO
 from .autoencoder import reconstruction_error, train_autoencoder
 from .classifiers import build_classifier
-from .collect import collect_checkpoints, heldout_mask, train_classifier
+from .collect import collect_checkpoints, heldout_mask, reinit_target, train_classifier
 from .config import RunConfig
 from .data import Dataset, load_dataset
 from .denoisers import build_denoiser
 from .divergence import check_finite
 from .evaluate import BatchedEvaluator
-from .loaders import add_prefix, load_generator, load_layout, load_task, model_groups, training_rows
+from .loaders import add_prefix, load_generator, load_layout, load_task, load_zoo, model_groups, training_rows
 from .params import Normalizer, select_target
 from .runs import RunDir, RunError
 from .runtime import make_generator, seed_everything
@@ -111,6 +112,10 @@ def collect(ctx: StageContext) -> dict[str, Any]:
         base_acc.append(_accuracy(model, dataset, ctx.device))  # the classifier, before collection
         if s == 0:
             base_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if config.collect.reinit:  # a zoo from chance to trained (see collect.reinit_target)
+            torch.manual_seed(ctx.seed + 7919 * s + 1)
+            reinit_target(model, build_classifier(config.classifier.arch, dataset.input_shape, dataset.num_classes),
+                          target)
         zoo = collect_checkpoints(model, dataset, target, config.collect, count, config.classifier.batch_size,
                                   generator, _phase(ctx, f"checkpoints {s + 1}/{seeds}"), config.precision)
         vectors.append(zoo.params)
@@ -197,9 +202,16 @@ def diffusion(ctx: StageContext) -> dict[str, Any]:
     process = generator_model.diffusion
     denoiser = build_denoiser(config, latents.shape[1], process).to(ctx.device)
     gen = make_generator(distributed.rank_seed(ctx.seed), ctx.device)
+    zoo = load_zoo(ctx.run)
+    accuracy = (zoo["accuracy"][~zoo["heldout"]] / 100).to(ctx.device)  # the condition, in [0, 1]
 
     def loss(net: nn.Module) -> torch.Tensor:
-        return process.training_loss(net, latents[batch_index(len(latents), config.batch_size, gen, ctx.device)], gen)
+        index = batch_index(len(latents), config.batch_size, gen, ctx.device)
+        model = net
+        if config.condition == "accuracy":  # classifier-free guidance: drop a share of the conditions
+            drop = torch.rand(len(index), generator=gen, device=gen.device).to(ctx.device) < config.cond_drop
+            model = functools.partial(net, cond=accuracy[index], drop=drop)
+        return process.training_loss(model, latents[index], gen)
 
     history = train_steps(denoiser, loss, config.steps, config.lr, 0.0, ctx.progress, ctx.config.precision)
     state = add_prefix(denoiser.state_dict(), "model.") | {"loss": torch.tensor(history.loss)}
@@ -218,7 +230,8 @@ def sample(ctx: StageContext) -> dict[str, Any]:
     share = distributed.shard(s.num_models)  # under torchrun each rank samples its share
     keep = s.trajectory_models if distributed.is_main() else 0
     samples = model.sample(share.stop - share.start, make_generator(distributed.rank_seed(ctx.seed), ctx.device),
-                           s.sampler, s.steps, s.eta, keep, s.trajectory_points, s.clip_x0)
+                           s.sampler, s.steps, s.eta, keep, s.trajectory_points, s.clip_x0,
+                           s.accuracy if s.accuracy >= 0 else None, s.guidance)
     ctx.save(GENERATED, {"params": distributed.gather_rows(samples.params),
                          "latents": distributed.gather_rows(samples.latents),
                          "trajectory": samples.trajectory, "trajectory_steps": samples.trajectory_steps},

@@ -1,0 +1,119 @@
+"""Guided generation: a denoiser conditioned on accuracy, classifier-free guidance, `pdiff guide`."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from conftest import micro_config
+
+from pdiff import cli
+from pdiff.config import ConfigError, RunConfig, with_overrides
+from pdiff.denoisers import GuidedDenoiser, MLPDenoiser
+from pdiff.diffusion import GaussianDiffusion
+from pdiff.guide import Guide, guide
+from pdiff.loaders import load_evaluation, load_generator
+from pdiff.pipeline import load_run_config, run_pipeline
+from pdiff.runs import RunError
+from pdiff.runtime import make_generator
+from pdiff.samplers import DDPMSampler, sample_loop
+
+GUIDED = {"collect.reinit": True, "collect.optimizer": "sgd", "collect.lr": 0.01, "collect.num_checkpoints": 40,
+          "classifier.epochs": 4, "diffusion.condition": "accuracy", "diffusion.steps": 400,
+          "autoencoder.steps": 150, "baselines.enabled": False}
+
+
+def conditional_net(seed: int = 0) -> MLPDenoiser:
+    torch.manual_seed(seed)
+    net = MLPDenoiser(6, width=16, depth=1, time_dim=16, conditional=True)
+    torch.nn.init.normal_(net.out.weight)  # the zero-initialised output would hide the condition
+    torch.nn.init.normal_(net.null_cond)
+    return net
+
+
+def test_the_denoiser_sees_the_condition_and_a_dropped_one_is_the_unconditional():
+    net = conditional_net()
+    x, t = torch.randn(4, 6, generator=torch.Generator().manual_seed(1)), torch.tensor([5, 50, 500, 900])
+    low, high = torch.full((4,), 0.2), torch.full((4,), 0.9)
+    unconditional = net(x, t)
+    assert not torch.allclose(net(x, t, low), net(x, t, high))  # the condition reaches the output
+    assert not torch.allclose(net(x, t, low), unconditional)
+    everything_dropped = torch.ones(4, dtype=torch.bool)
+    assert torch.equal(net(x, t, low, everything_dropped), unconditional)  # dropped = no condition
+    some = torch.tensor([True, False, True, False])
+    mixed = net(x, t, low, some)
+    assert torch.equal(mixed[some], unconditional[some]) and torch.equal(mixed[~some], net(x, t, low)[~some])
+
+
+def test_guidance_combines_the_two_predictions_and_scale_zero_is_unconditional():
+    net = conditional_net()
+    x, t = torch.randn(3, 6, generator=torch.Generator().manual_seed(2)), torch.tensor([10, 100, 999])
+    cond = torch.full((3,), 0.7)
+    eps_u, eps_c = net(x, t), net(x, t, cond)
+    torch.testing.assert_close(GuidedDenoiser(net, 70.0, 2.5)(x, t), eps_u + 2.5 * (eps_c - eps_u))
+    torch.testing.assert_close(GuidedDenoiser(net, 70.0, 1.0)(x, t), eps_c)
+    process = GaussianDiffusion(50)
+    a = sample_loop(GuidedDenoiser(net, 70.0, 0.0), DDPMSampler(process), (5, 6), torch.Generator().manual_seed(3))
+    b = sample_loop(net, DDPMSampler(process), (5, 6), torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)
+
+
+def test_guidance_settings_are_validated():
+    with pytest.raises(ConfigError, match="sample.accuracy needs a denoiser conditioned on accuracy"):
+        with_overrides(RunConfig(), {"sample.accuracy": 80})
+    with pytest.raises(ConfigError, match="diffusion.condition needs diffusion.denoiser='mlp'"):
+        with_overrides(RunConfig(), {"diffusion.condition": "accuracy", "diffusion.denoiser": "conv"})
+    with pytest.raises(ConfigError, match=r"sample.accuracy is a test accuracy in percent"):
+        with_overrides(RunConfig(), {"diffusion.condition": "accuracy", "sample.accuracy": 180})
+    with pytest.raises(ConfigError, match="cond_drop"):
+        with_overrides(RunConfig(), {"diffusion.cond_drop": 1.0})
+
+
+@pytest.fixture(scope="module")
+def guided_run(tmp_path_factory):
+    """A micro run whose zoo climbs from chance and whose denoiser is conditioned on accuracy."""
+    return run_pipeline(tmp_path_factory.mktemp("guided") / "run", micro_config(**GUIDED))
+
+
+def test_a_reinitialised_collection_spans_a_range_of_accuracy(guided_run):
+    zoo = load_evaluation(guided_run).accuracy["zoo"]
+    assert zoo.min() < 50 and zoo.max() - zoo.min() > 30  # from near chance (10 %) to trained
+
+
+def test_requested_low_and_high_accuracies_come_out_ordered(guided_run):
+    """The learning test: asking for the zoo's 25th and 85th percentile gives models whose
+    accuracies are ordered the same way, by a clear margin."""
+    config = load_run_config(guided_run)
+    helper = Guide(guided_run, config, torch.device("cpu"))
+    zoo = load_evaluation(guided_run).accuracy["zoo"].double()
+    low, high = torch.quantile(zoo, torch.tensor([0.25, 0.85], dtype=torch.float64)).tolist()
+    got_low, got_high = helper.request(low, 30, 2.0).achieved_median, helper.request(high, 30, 2.0).achieved_median
+    assert got_high - got_low > 0.4 * (high - low), (low, high, got_low, got_high)
+
+
+def test_scale_zero_from_the_run_equals_unconditional_sampling(guided_run):
+    generator = load_generator(guided_run, load_run_config(guided_run), torch.device("cpu"))
+    plain = generator.sample(5, make_generator(7), "ddim", 10)
+    zero = generator.sample(5, make_generator(7), "ddim", 10, accuracy=60.0, guidance=0.0)
+    assert torch.equal(plain.params, zero.params)
+    guided = generator.sample(5, make_generator(7), "ddim", 10, accuracy=60.0, guidance=1.0)
+    assert not torch.equal(plain.params, guided.params)
+
+
+def test_guide_json_round_trips(guided_run, capsys):
+    assert cli.main(["guide", str(guided_run.path), "--accuracy", "30", "70", "--models", "8", "--json"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    assert [r["requested"] for r in records] == [30.0, 70.0]
+    assert records == guide(guided_run, [30.0, 70.0], models=8)  # the same seed: the same numbers
+    for r in records:
+        assert r["achieved_q25"] <= r["achieved_median"] <= r["achieved_q75"] and r["models"] == 8
+    assert cli.main(["guide", str(guided_run.path), "--accuracy", "50", "--models", "4"]) == 0
+    assert "achieved median" in capsys.readouterr().out
+
+
+def test_guide_on_an_unconditional_run_is_a_one_line_error(tiny_run, capsys):
+    assert cli.main(["guide", str(tiny_run.path), "--accuracy", "90"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "unconditional denoiser" in err and "\n" not in err
+    with pytest.raises(RunError, match="unconditional"):
+        guide(tiny_run, [90.0])

@@ -13,6 +13,9 @@ rank 0 writes (the pipeline decides; the run directory knows nothing of ranks).
 from __future__ import annotations
 
 import itertools
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -343,10 +346,13 @@ def run_pipeline(path: str | Path, config: RunConfig, force: str | None = None,
         if log is not None:
             log(describe_plan(plans))
     progress = ThrottledProgress(run, report, writer=writer)
+    warm_up = _start_umap_warm_up(plans, config) if writer else None
     for plan in plans:
         name = plan.stage.name
         if plan.action == "reuse":
             continue
+        if name == "analyse" and warm_up is not None:
+            _finish(warm_up)
         if plan.action == "store" and store is not None and _adopt(run, plan, store):
             continue
         if writer or not plan.stage.main_only:
@@ -358,6 +364,34 @@ def run_pipeline(path: str | Path, config: RunConfig, force: str | None = None,
                            "metrics": record.get("metrics", {}), "seconds": record.get("seconds", 0.0)})
         distributed.barrier()  # later stages on every rank read what rank 0 wrote
     return run
+
+
+def _start_umap_warm_up(plans: list[Plan], config: RunConfig) -> subprocess.Popen | None:
+    """Compile UMAP's kernels into numba's cache in a low-priority process while the early stages
+    train, when the analysis will need them and the cache is cold (a first run on a machine):
+    the analysis then loads them in about a second instead of compiling for 20 s or more."""
+    from .projection import umap_cache_is_warm
+
+    if not config.analysis.umap or not any(p.stage.name == "analyse" and p.action != "reuse" for p in plans):
+        return None
+    if umap_cache_is_warm():
+        return None
+    code = "import os; os.nice(10); from pdiff.projection import warm_up; warm_up()"  # idle CPU time only
+    env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
+    try:
+        return subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, env=env)
+    except OSError:  # no warm-up: the analysis compiles as it always did
+        return None
+
+
+def _finish(process: subprocess.Popen, timeout: float = 300.0) -> None:
+    """Wait for the warm-up (it is usually long done); stop it if it hangs."""
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def load_run_config(run: RunDir) -> RunConfig:

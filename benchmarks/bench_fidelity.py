@@ -33,13 +33,13 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-import pdiff  # noqa: E402
-from pdiff import fidelity, metrics  # noqa: E402
-from pdiff.config import parse_set  # noqa: E402
-from pdiff.evaluate import BatchedEvaluator  # noqa: E402
-from pdiff.loaders import load_evaluation, load_generator, load_task, training_rows  # noqa: E402
-from pdiff.report import metrics_table  # noqa: E402
-from pdiff.runtime import make_generator  # noqa: E402
+import pdiff
+from pdiff import fidelity, metrics
+from pdiff.config import parse_set
+from pdiff.evaluate import BatchedEvaluator
+from pdiff.loaders import load_evaluation, load_generator, load_task, training_rows
+from pdiff.report import metrics_table
+from pdiff.runtime import make_generator
 
 
 def ddim_check(run: pdiff.RunDir, config: pdiff.RunConfig, seed: int) -> dict[str, float]:

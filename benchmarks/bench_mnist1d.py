@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from benchmarks.bench_pipeline import run_once  # noqa: E402
+from benchmarks.bench_pipeline import run_once
 
 
 def main(argv: list[str] | None = None) -> int:

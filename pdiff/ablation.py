@@ -76,11 +76,12 @@ def quick_mode() -> bool:
     return os.environ.get(QUICK_ENV, "").strip().lower() not in ("", "0", "false", "no")
 
 
-def base_config(overrides: Mapping[str, Any] | None = None, quick: bool | None = None) -> RunConfig:
-    """The ablation base config (full or quick sizes), with `overrides` applied on top."""
+def base_config(overrides: Mapping[str, Any] | None = None, quick: bool | None = None,
+                preset_name: str = "digits") -> RunConfig:
+    """The ablation base config (full or quick sizes) of a preset, with `overrides` applied on top."""
     quick = quick_mode() if quick is None else quick
     sizes = QUICK_OVERRIDES if quick else FULL_OVERRIDES
-    return with_overrides(preset("digits"), {**sizes, **(overrides or {})})
+    return with_overrides(preset(preset_name), {**sizes, **(overrides or {})})
 
 
 def seeds(full: int = 3, quick: int = 1) -> list[int]:

@@ -1,14 +1,14 @@
-"""Denoising: the reverse process step by step, and the forward noising it learned to undo."""
+"""Denoising: what the reverse process really does here, step by step, and the forward noising it
+learned to undo."""
 import numpy as np
 import streamlit as st
 
 from app import data, figures, ui
 
 st.title("Denoising")
-ui.intro("Sampling starts from pure noise and removes a little at each step. At every step the model also "
-         "predicts the clean result (the x0-prediction); decoding it into parameters shows how a classifier "
-         "emerges: move the slider from left (t = T, all noise) to right (t = 0, the final sample) and watch the "
-         "accuracy rise and the points travel into the region of the zoo.")
+ui.intro("Sampling starts from pure noise in the latent space and removes a little at each step. At every step the "
+         "denoiser also predicts the clean latent (the x0-prediction); decoding it gives a classifier. Move the "
+         "slider from left (t = T, all noise) to right (t = 0, the final sample).")
 
 run = ui.selected_run()
 with ui.guard(run):
@@ -21,17 +21,52 @@ with ui.guard(run):
             steps = evaluation["trajectory.steps"]  # (P,), from T-1 down to 0
             acc = evaluation["trajectory.accuracy"]  # (P, M)
             path = tensors["trajectory.params_pca"]  # (P, M, 2)
-            t = st.select_slider("Sampling step t (left: pure noise, right: final sample)", options=steps.tolist(),
-                                 value=int(steps[-1]), key="den_step")
+            accuracy = data.accuracy(run)
+            zoo_acc = accuracy["zoo"]
+            noise_acc = accuracy.get("decoder-only")
+            first = f"{acc[0].mean():.1f}%"
+            story = (f"**What to expect.** Already at t = {int(steps[0])}, where the denoiser has seen nothing but "
+                     f"noise, the decoded x0-prediction scores {first} on average, against {acc[-1].mean():.1f}% at "
+                     f"t = 0. The accuracy does not rise from chance because the decoder and the frozen rest of the "
+                     f"network make a good classifier from almost any latent")
+            if noise_acc is not None:
+                story += (f": decoding pure noise, with no diffusion at all (the decoder-only baseline), gives a "
+                          f"median of {np.median(noise_acc):.2f}% (zoo: {np.median(zoo_acc):.2f}%)")
+            story += (". That is itself a memorization clue: the decoder's outputs are confined to a small region "
+                      "around the zoo, so what diffusion decides is *where* in that region a sample lands (the path "
+                      "on the right), not whether it is a classifier.")
+            st.markdown(story)
+
+            c1, c2 = st.columns([3, 1])
+            t = c1.select_slider("Sampling step t (left: pure noise, right: final sample)", options=steps.tolist(),
+                                 value=int(steps[0]), key="den_step")
+            sample = c2.selectbox("Tracked sample", list(range(acc.shape[1])), key="den_sample",
+                                  format_func=lambda m: f"generated #{m}")
             current = int(np.flatnonzero(steps == t)[0])
-            c1, c2, c3 = st.columns(3)
-            c1.metric(f"mean accuracy of x0 at t={t}", f"{acc[current].mean():.2f}%")
-            c2.metric("final mean accuracy (t=0)", f"{acc[-1].mean():.2f}%")
-            zoo_acc = data.accuracy(run)["zoo"]
-            c3.metric("zoo median accuracy", f"{np.median(zoo_acc):.2f}%")
+            m1, m2, m3, m4 = st.columns(4)
+            m1.metric(f"generated #{sample}: accuracy of x0 at t={t}", f"{acc[current, sample]:.2f}%")
+            m2.metric(f"mean accuracy of x0 at t={t}", f"{acc[current].mean():.2f}%")
+            m3.metric("final mean accuracy (t=0)", f"{acc[-1].mean():.2f}%")
+            if noise_acc is not None:
+                m4.metric("decoding pure noise (median)", f"{np.median(noise_acc):.2f}%",
+                          help="The decoder-only baseline: random standard-normal latents decoded without diffusion.")
+            else:
+                m4.metric("zoo median accuracy", f"{np.median(zoo_acc):.2f}%")
+
+            trajectory, _ = data.trajectory(run)  # (P, M, D) decoded x0-predictions
+            vectors = np.stack([trajectory[current, sample], trajectory[-1, sample]])
+            titles = [f"x0-prediction at t={t}: {acc[current, sample]:.2f}%",
+                      f"final sample (t=0): {acc[-1, sample]:.2f}%"]
+            st.plotly_chart(figures.weight_heatmaps(data.normalized(run, vectors), titles), key="den_picture")
+            st.caption(f"generated #{sample}'s decoded parameters (normalized per tensor, as the autoencoder sees them) "
+                       f"at the chosen step beside where it ends: the picture settles long before t = 0.")
+
+            references = {"zoo median": float(np.median(zoo_acc))}
+            if noise_acc is not None:
+                references["decoding pure noise (median)"] = float(np.median(noise_acc))
             zoo_range = (float(zoo_acc.min()), float(zoo_acc.max()))
             left, right = st.columns(2)
-            left.plotly_chart(figures.trajectory_accuracy(steps, acc, current, zoo_range), key="den_acc")
+            left.plotly_chart(figures.trajectory_accuracy(steps, acc, current, zoo_range, references), key="den_acc")
             background = {g: tensors[f"{g}.params_pca"] for g in ("zoo", "generated") if f"{g}.params_pca" in tensors}
             right.plotly_chart(figures.trajectory_projection(background, path, current, steps), key="den_path")
             st.caption(f"{acc.shape[1]} tracked samples (the first generated models), {len(steps)} recorded steps. "

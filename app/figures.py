@@ -275,8 +275,8 @@ def iou_heatmap(iou: np.ndarray, groups: Sequence[str], sizes: Sequence[int]) ->
                 fig.add_shape(**line, x0=e - 0.5, x1=e - 0.5, y0=-0.5, y1=edges[-1] - 0.5)
             else:
                 fig.add_shape(**line, y0=e - 0.5, y1=e - 0.5, x0=-0.5, x1=edges[-1] - 0.5)
-    ticks = {"tickmode": "array", "tickvals": centres, "ticktext": list(groups)}
-    fig.update_xaxes(**ticks, tickangle=-45)
+    ticks = {"tickmode": "array", "tickvals": centres, "ticktext": list(groups), "showgrid": False, "zeroline": False}
+    fig.update_xaxes(**ticks, tickangle=-90)  # upright names never run into each other, however small a block
     fig.update_yaxes(**ticks, autorange="reversed", scaleanchor="x")
     fig.update_layout(**LAYOUT, height=620)
     return fig

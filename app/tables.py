@@ -146,8 +146,9 @@ def stage_frame(stages: Sequence[Mapping[str, Any]], estimates: Mapping[str, Any
             expected = f"~{format_seconds(guess.seconds)} left ({guess.basis})"
         else:
             expected = f"~{format_seconds(guess.seconds)} ({guess.basis})"
+        error = s.get("error") if s.get("status") in ("failed", "interrupted", "stopped") else None  # not a past one
         rows.append({"stage": s["name"], "status": s.get("status", "pending"), "time": format_seconds(s.get("seconds")),
-                     "expected": expected, "metrics": text or (s.get("error") or "")})
+                     "expected": expected, "metrics": text or (error or "")})
     frame = pd.DataFrame(rows, columns=["stage", "status", "time", "expected", "metrics"])
     return frame if estimates else frame.drop(columns="expected")
 

@@ -28,8 +28,8 @@ Row = Mapping[str, Any]
 FEW_ERRORS = 20  # a typical model with fewer wrong test samples makes IoU coarse
 IOU_CEILING = 0.99  # the zoo's own median max IoU at or above this: IoU cannot separate its members
 FEW_MODELS = 10
-PILE_UP_SHARE = 0.5  # this share of models nearest to 3 checkpoints ...
-PILE_UP_ZOO = 30  # ... of a zoo at least this large is a pile-up
+PILE_UP_SHARE = 0.5  # at least this share of models nearest to the 3 most frequent checkpoints ...
+PILE_UP_FACTOR = 3.0  # ... and this many times the share 3 checkpoints of the zoo would get if covered evenly
 GOOD_SHARE = 50.0  # percent of "good" models below which the generator makes worse models
 SPECIAL = ("zoo", "heldout", "generated")
 NOT_GENERATORS = SPECIAL + ("ae-reconstruction",)  # reconstructs given checkpoints: a diagnostic, not a generator
@@ -104,7 +104,7 @@ def verdict(rows: Mapping[str, Row], fidelity: Mapping[str, float] | None = None
                     f"{_f3(ref['max_iou_median'])}).")
     if answer in ("memorized", "new"):
         if piled:
-            headline += f" Most of them land near a few checkpoints ({_piled_text(gen, zoo)})."
+            headline += f" Most of them land near a few checkpoints: {_piled_text(gen, zoo)}."
         if matches:
             headline += f" A cheap baseline does as well: {', '.join(matches)}."
     if caveats and answer in ("memorized", "new"):
@@ -170,7 +170,8 @@ def _diversity(gen: Row, zoo: Row) -> tuple[Evidence, bool, bool]:
     """(evidence, all generated models identical in behaviour, most of them near 3 checkpoints)."""
     n, distinct = gen["n"], gen.get("distinct_predictions")
     collapsed = n >= 2 and distinct == 1
-    piled = (gen.get("nn_top_share") or 0.0) >= PILE_UP_SHARE and zoo["n"] >= PILE_UP_ZOO and n >= 2
+    even = len(gen.get("nn_top") or []) / max(zoo["n"], 1)  # the top checkpoints' share if models spread evenly
+    piled = n >= 2 and (gen.get("nn_top_share") or 0.0) >= max(PILE_UP_SHARE, PILE_UP_FACTOR * even)
     g_w, z_w = gen.get("iou_within"), zoo.get("iou_within")
     parts = []
     if distinct is not None:
@@ -195,7 +196,7 @@ def _piled_text(gen: Row, zoo: Row) -> str:
     count = round(share * gen["n"])
     consecutive = len(top) > 2 and top == list(range(top[0], top[-1] + 1))
     names = f"#{top[0]}-#{top[-1]}" if consecutive else ", ".join(f"#{i}" for i in top)
-    return f"{count} of {gen['n']} are nearest to training checkpoints {names} ({len(top)} of {zoo['n']})"
+    return f"{count} of {gen['n']} are nearest to training checkpoints {names}, {len(top)} of the zoo's {zoo['n']}"
 
 
 def _fidelity(gen: Row, given: Mapping[str, float] | None) -> Evidence:

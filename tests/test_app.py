@@ -476,10 +476,54 @@ def test_partial_run_says_what_is_missing(monkeypatch, root):
     assert [t.split("<br>")[1] for t in diagram["data"][0]["text"]][-2:] == ["stopped", "pending"]
     show(at, "accuracy")
     assert any("the **evaluate** stage was interrupted" in i.value for i in at.info)
+    # the hint is the command that resumes this run with its own stored config
+    assert any(f"`python -m pdiff run --out {partial.resolve()}`: on an existing run it resumes with the run's "
+               f"stored config" in i.value for i in at.info)
     for page in ("latent", "similarity"):
         show(at, page)
         assert not at.error
         assert any("the **analyse** stage has not run yet" in i.value for i in at.info), page
+
+
+def test_watching_a_run_shows_live_loss_curves_and_time_estimates(monkeypatch, root):
+    """A run in its autoencoder stage (progress.json as the pipeline writes it, a live pid): the Overview
+    draws the losses so far and says how long each stage will take (the finished tiny run is the reference)."""
+    from pdiff.pipeline import ThrottledProgress
+
+    live = clone_run(root / "tiny", root, "live")
+    manifest = read_json(live / "run.json")
+    started = time.time() - 30
+    manifest["stages"]["autoencoder"] = {"status": "running", "started": started}
+    for stage in ("diffusion", "sample", "baselines", "evaluate", "analyse"):
+        manifest["stages"][stage] = {"status": "pending"}
+    write_json(live / "run.json", manifest)
+    progress = ThrottledProgress(RunDir(live), interval=0.0)
+    for step in range(1, 4):
+        progress("collect", step, 3, {"phase": "classifier 1/1", "loss": 2.0 / step})
+    for step in range(1, 11):
+        progress("autoencoder", step, 30, {"loss": 1.0 / step})
+    history = read_json(live / "progress.json")
+    history["history"]["autoencoder"]["started"] = started
+    write_json(live / "progress.json", history)
+    monkeypatch.setattr(launcher, "active_pid", lambda path: 4242 if Path(path).name == "live" else None)
+
+    at = show(open_app(monkeypatch, root, run="live"), "overview")
+    assert at.sidebar.button(key="cancel")
+    curves = next(c for c in charts(at) if len(c["data"]) == 2 and c["data"][0].get("mode") == "lines")
+    assert [a["text"] for a in curves["layout"]["annotations"]] == ["collect: classifier 1/1", "autoencoder"]
+    np.testing.assert_allclose(decode(curves["data"][1]["y"]), [1.0 / s for s in range(1, 11)], rtol=1e-6)
+    stages = frame(at, "stage", "expected").set_index("stage")["expected"]
+    # 10 of 30 steps in 30 s (and the second or so the test took): 60 s to go
+    assert stages["autoencoder"].startswith("~1 min 0") and stages["autoencoder"].endswith("left (from its progress)")
+    seconds = read_json(root / "tiny" / "run.json")["stages"]["diffusion"]["seconds"]
+    assert stages["diffusion"] == f"~{figures_format(seconds)} (another run, same settings)"
+    assert stages["collect"] == ""  # done: its time is in the time column
+
+
+def figures_format(seconds: float) -> str:
+    from app.figures import format_seconds
+
+    return format_seconds(seconds)
 
 
 def test_a_one_checkpoint_zoo_renders_every_page(monkeypatch, tmp_path, lone_zoo_run):

@@ -81,9 +81,18 @@ def test_a_pile_up_near_a_few_checkpoints_and_a_matching_baseline_are_named():
     piled = row(iou=0.90, iou_ci=(0.88, 0.905), top=(95, 93, 94), top_share=0.88)
     result = verdict(card(generated=piled, averaged_16=row(median=90.2, iou=0.88, iou_ci=(0.87, 0.89)),
                           gaussian=row(median=80.0, iou=0.5, iou_ci=(0.4, 0.6))))
-    assert "88 of 100 are nearest to training checkpoints #93-#95 (3 of 200)" in result.headline
+    assert "88 of 100 are nearest to training checkpoints #93-#95, 3 of the zoo's 200" in result.headline
     assert result.cheap_matches == ("averaged-16 (90.20%, max IoU 0.880)",)  # gaussian is not accurate enough
     assert result.evidence[2].status == "bad" and "pile up" in result.evidence[2].text
+
+
+def test_a_pile_up_is_judged_against_an_even_spread_over_the_zoo():
+    """96 of 100 models near 3 of 20 checkpoints is a pile-up (an even spread gives those 3 a share of 0.15);
+    near 3 of 5 it is not (0.6 of an even spread already)."""
+    piled = row(top=(8, 9, 10), top_share=0.96)
+    assert "pile up" in verdict(card(zoo=row(n=20, iou=0.8, iou_ci=(0.76, 1.0)), generated=piled)).evidence[2].text
+    small = verdict(card(zoo=row(n=5, iou=0.9, iou_ci=(0.85, 0.95)), generated=row(top=(0, 1, 2), top_share=0.7)))
+    assert "pile up" not in small.evidence[2].text
 
 
 def test_less_diverse_than_the_zoo_is_bad_diversity():

@@ -17,7 +17,7 @@ import streamlit as st
 import torch
 
 from app import launcher
-from pdiff.artifacts import ANALYSIS, AUTOENCODER, BASELINES, DENOISER, EVALUATION, GENERATED, ZOO
+from pdiff.artifacts import ANALYSIS, AUTOENCODER, BASE, BASELINES, DENOISER, EVALUATION, GENERATED, ZOO
 from pdiff.config import ConfigError, RunConfig
 from pdiff.loaders import load_evaluation
 from pdiff.pipeline import load_run_config
@@ -95,7 +95,7 @@ def stages(run: RunDir) -> list[dict[str, Any]]:
         if s["status"] == "running":
             if not active:
                 s["status"] = "stopped"
-            elif progress.get("stage") == name and progress.get("total"):
+            elif progress.get("stage") == name and progress.get("total") and _fresh(progress, s.get("started")):
                 s["progress"] = min(1.0, progress["done"] / progress["total"])
                 s["info"] = progress.get("info") or {}
             if s.get("started") and active:
@@ -109,6 +109,12 @@ def stages(run: RunDir) -> list[dict[str, Any]]:
         s["detail"] = "<br>".join(detail)
         out.append(s)
     return out
+
+
+def _fresh(progress: dict[str, Any], started: float | None) -> bool:
+    """progress.json was written by the stage's current attempt (not by an earlier, interrupted one
+    that a resumed process has not overwritten yet)."""
+    return not started or (progress.get("time") or 0.0) >= started
 
 
 def run_summary(run: RunDir) -> str:
@@ -319,7 +325,7 @@ def estimates(run: RunDir) -> dict[str, Any]:
     current = progress(run) or {}
     stage = current.get("stage")
     record = (manifest_.get("stages") or {}).get(stage) or {}
-    if stage and record.get("status") == "running":
+    if stage and record.get("status") == "running" and _fresh(current, record.get("started")):
         phase_start = _phase_start(current, record.get("started"))
         left = remaining(current, phase_start, time.time())
         if left is not None:
@@ -347,5 +353,5 @@ def _export(run_path: str, group: str, index: int, key: tuple) -> bytes:
 
 def export_file(run: RunDir, group: str, index: int) -> bytes:
     """Model `index` of `group` as a full classifier state dict in safetensors (pdiff.export)."""
-    names = ("base.safetensors", ZOO, GENERATED, BASELINES, EVALUATION)
+    names = (BASE, ZOO, GENERATED, BASELINES, EVALUATION)
     return _export(str(run.path), group, int(index), tuple(stamp(run.file(n)) for n in names))

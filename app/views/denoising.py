@@ -10,6 +10,31 @@ ui.intro("Sampling starts from pure noise in the latent space and removes a litt
          "denoiser also predicts the clean latent (the x0-prediction); decoding it gives a classifier. Move the "
          "slider from left (t = T, all noise) to right (t = 0, the final sample).")
 
+
+
+def story(t_max: int, first: float, last: float, zoo: float, noise: float | None) -> str:
+    """What this run's trajectory shows, in words: whether the x0-prediction is already a good classifier
+    from pure noise, and whether decoding noise without diffusion is too (a memorization clue)."""
+    noise_text = "" if noise is None else f"decoding pure noise with no diffusion at all (the decoder-only " \
+                                          f"baseline) gives a median of {noise:.2f}% (zoo: {zoo:.2f}%)"
+    if first < zoo - 2.0:
+        text = (f"**What to expect.** The decoded x0-prediction scores {first:.1f}% on average at t = {t_max}, where "
+                f"the denoiser has seen nothing but noise, and {last:.1f}% at t = 0: the denoiser moves the sample "
+                f"into the latents the decoder turns into working classifiers.")
+        return text + (f" For reference, {noise_text}." if noise_text else "")
+    text = (f"**What to expect.** Already at t = {t_max}, where the denoiser has seen nothing but noise, the decoded "
+            f"x0-prediction scores {first:.1f}% on average, against {last:.1f}% at t = 0: the accuracy does not rise "
+            f"from chance.")
+    if noise is not None and noise >= zoo - 1.0:
+        return text + (f" The reason: the decoder and the frozen rest of the network make a good classifier from "
+                       f"almost any latent: {noise_text}. That is itself a memorization clue: the decoder's outputs "
+                       f"are confined to a small region around the zoo, so what diffusion decides is *where* in that "
+                       f"region a sample lands (the path on the right), not whether it is a classifier.")
+    return text + (" At t = T the best guess of x0 is the training latents' mean, which decodes to a typical zoo "
+                   "model" + (f"; {noise_text}, so the denoiser's guess, not the decoder alone, makes it work." if
+                              noise_text else "."))
+
+
 run = ui.selected_run()
 with ui.guard(run):
     if ui.need(run, "evaluate", "the sampling trajectory") and ui.need(run, "analyse", "the sampling trajectory"):
@@ -24,18 +49,8 @@ with ui.guard(run):
             accuracy = data.accuracy(run)
             zoo_acc = accuracy["zoo"]
             noise_acc = accuracy.get("decoder-only")
-            first = f"{acc[0].mean():.1f}%"
-            story = (f"**What to expect.** Already at t = {int(steps[0])}, where the denoiser has seen nothing but "
-                     f"noise, the decoded x0-prediction scores {first} on average, against {acc[-1].mean():.1f}% at "
-                     f"t = 0. The accuracy does not rise from chance because the decoder and the frozen rest of the "
-                     f"network make a good classifier from almost any latent")
-            if noise_acc is not None:
-                story += (f": decoding pure noise, with no diffusion at all (the decoder-only baseline), gives a "
-                          f"median of {np.median(noise_acc):.2f}% (zoo: {np.median(zoo_acc):.2f}%)")
-            story += (". That is itself a memorization clue: the decoder's outputs are confined to a small region "
-                      "around the zoo, so what diffusion decides is *where* in that region a sample lands (the path "
-                      "on the right), not whether it is a classifier.")
-            st.markdown(story)
+            st.markdown(story(int(steps[0]), float(acc[0].mean()), float(acc[-1].mean()), float(np.median(zoo_acc)),
+                              None if noise_acc is None else float(np.median(noise_acc))))
 
             c1, c2 = st.columns([3, 1])
             t = c1.select_slider("Sampling step t (left: pure noise, right: final sample)", options=steps.tolist(),

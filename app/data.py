@@ -17,7 +17,7 @@ import streamlit as st
 import torch
 
 from app import launcher
-from pdiff.artifacts import ANALYSIS, AUTOENCODER, BASELINES, EVALUATION, GENERATED, ZOO
+from pdiff.artifacts import ANALYSIS, AUTOENCODER, BASE, BASELINES, DENOISER, EVALUATION, GENERATED, ZOO
 from pdiff.config import ConfigError, RunConfig
 from pdiff.loaders import load_evaluation
 from pdiff.pipeline import load_run_config
@@ -25,6 +25,7 @@ from pdiff.report import MetricsTable, metrics_table
 from pdiff.runs import MANIFEST, PROGRESS, RunDir, RunError, list_runs, runs_root
 from pdiff.stages import STAGES
 from pdiff.status import stage_states
+from pdiff.verdict import Verdict
 
 Arrays = dict[str, np.ndarray]
 
@@ -94,7 +95,7 @@ def stages(run: RunDir) -> list[dict[str, Any]]:
         if s["status"] == "running":
             if not active:
                 s["status"] = "stopped"
-            elif progress.get("stage") == name and progress.get("total"):
+            elif progress.get("stage") == name and progress.get("total") and _fresh(progress, s.get("started")):
                 s["progress"] = min(1.0, progress["done"] / progress["total"])
                 s["info"] = progress.get("info") or {}
             if s.get("started") and active:
@@ -108,6 +109,12 @@ def stages(run: RunDir) -> list[dict[str, Any]]:
         s["detail"] = "<br>".join(detail)
         out.append(s)
     return out
+
+
+def _fresh(progress: dict[str, Any], started: float | None) -> bool:
+    """progress.json was written by the stage's current attempt (not by an earlier, interrupted one
+    that a resumed process has not overwritten yet)."""
+    return not started or (progress.get("time") or 0.0) >= started
 
 
 def run_summary(run: RunDir) -> str:
@@ -166,6 +173,21 @@ def table(run: RunDir) -> MetricsTable:
 
 def scorecard(run: RunDir) -> dict[str, dict[str, Any]]:
     return table(run).rows
+
+
+def verdict(run: RunDir) -> Verdict | None:
+    """The run's answer to "new or memorized?" (pdiff.verdict, from the one metrics table), or
+    None while the analysis is not current."""
+    from pdiff.verdict import verdict as judge
+
+    current = table(run)
+    return judge(current.rows) if current.complete else None
+
+
+def test_resolution(run: RunDir) -> tuple[int, float] | None:
+    """(test samples, points of accuracy one test sample is worth), from the evaluation's labels."""
+    labels = load(run, EVALUATION)[0].get("labels")
+    return None if labels is None or not len(labels) else (len(labels), 100.0 / len(labels))
 
 
 def analysis(run: RunDir) -> tuple[Arrays, dict[str, Any]]:
@@ -242,3 +264,94 @@ def forward_noising(run: RunDir, index: int, t: int, seed: int = 0) -> dict[str,
     xt = process.q_sample(x0[None], torch.tensor([t]), noise[None])[0]
     abar = process.alphas_cumprod.double()
     return {"x0": x0.numpy(), "xt": xt.numpy(), "snr": (abar / (1 - abar)).numpy()}
+
+
+def trajectory(run: RunDir) -> tuple[np.ndarray, np.ndarray]:
+    """(P, M, D) decoded x0-predictions of the tracked samples and (P,) their timesteps."""
+    tensors = load(run, GENERATED)[0]
+    if "trajectory" not in tensors or "trajectory_steps" not in tensors:
+        raise RunError(f"{run.path}/{GENERATED} has no sampling trajectory; redo it with --force sample")
+    return tensors["trajectory"], tensors["trajectory_steps"]
+
+
+# --------------------------------------------------------------------------- training curves and time
+
+
+def losses(run: RunDir) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Loss curves, label -> (step, loss): the stored curves of finished autoencoder and diffusion
+    stages, and whatever the running (or last) invocation reported in progress.json (collect's
+    classifier and checkpoint phases included), so curves grow while a run trains."""
+    curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    history = (progress(run) or {}).get("history") or {}
+    started = {label: (curve or {}).get("started") or 0.0 for label, curve in history.items()}
+    for label, curve in sorted(history.items(), key=lambda kv: started[kv[0]]):  # the order they trained in
+        points = np.asarray([p for p in (curve or {}).get("points", []) if len(p) == 3], dtype=float)
+        if len(points):
+            curves[label] = (points[:, 0], points[:, 2])
+    for stage, name in (("autoencoder", AUTOENCODER), ("diffusion", DENOISER)):
+        if not run.file(name).exists() or not done(run, stage):
+            continue
+        tensors, meta = load(run, name)
+        if "loss" in tensors and len(tensors["loss"]):
+            every = int(meta.get("loss_every") or 1)
+            steps = np.arange(len(tensors["loss"])) * every + 1
+            curves[stage] = (steps, tensors["loss"])
+    order = {s.name: i for i, s in enumerate(STAGES)}
+    return dict(sorted(curves.items(), key=lambda kv: order.get(kv[0].split(":")[0], len(order))))
+
+
+@st.cache_data(show_spinner=False, max_entries=32, ttl=60)
+def _other_manifests(root_path: str, exclude: str) -> list[dict[str, Any]]:
+    out = []
+    for other in list_runs(Path(root_path)):
+        if str(other.path) == exclude:
+            continue
+        try:
+            manifest_ = other.manifest()
+        except RunError:
+            continue
+        if isinstance(manifest_, dict):
+            out.append(manifest_)
+    return out
+
+
+def estimates(run: RunDir) -> dict[str, Any]:
+    """stage -> pdiff.estimate.Estimate: time left for the running stage (from its progress),
+    expected time for each stage not run yet (from finished runs under the same root)."""
+    from pdiff.estimate import from_other_runs, remaining
+
+    manifest_ = manifest(run)
+    out: dict[str, Any] = dict(from_other_runs(manifest_, _other_manifests(str(root()), str(run.path))))
+    current = progress(run) or {}
+    stage = current.get("stage")
+    record = (manifest_.get("stages") or {}).get(stage) or {}
+    if stage and record.get("status") == "running" and _fresh(current, record.get("started")):
+        phase_start = _phase_start(current, record.get("started"))
+        left = remaining(current, phase_start, time.time())
+        if left is not None:
+            out[stage] = left
+    return out
+
+
+def _phase_start(current: dict[str, Any], started: float | None) -> float | None:
+    """When the current phase began (progress.json's history records it for phases that report
+    a loss, e.g. collect's classifier, then its checkpoints); else when the stage began."""
+    phase = (current.get("info") or {}).get("phase")
+    curve = (current.get("history") or {}).get(f"{current.get('stage')}: {phase}" if phase else current.get("stage"))
+    return (curve or {}).get("started") or started
+
+
+# --------------------------------------------------------------------------- export
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _export(run_path: str, group: str, index: int, key: tuple) -> bytes:
+    from pdiff.export import export_bytes, export_state
+
+    return export_bytes(export_state(RunDir(run_path), group, index))
+
+
+def export_file(run: RunDir, group: str, index: int) -> bytes:
+    """Model `index` of `group` as a full classifier state dict in safetensors (pdiff.export)."""
+    names = (BASE, ZOO, GENERATED, BASELINES, EVALUATION)
+    return _export(str(run.path), group, int(index), tuple(stamp(run.file(n)) for n in names))

@@ -21,7 +21,15 @@ STATUS_COLOURS = {"done": "#2ca02c", "running": "#1f77b4", "failed": "#d62728", 
 PATH_COLOURS = ["#9467bd", "#ff7f0e", "#2ca02c", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"]
 SYMBOLS = ["circle", "diamond", "square", "triangle-up", "cross", "x", "triangle-down", "pentagon", "hexagon",
            "star-diamond", "hourglass", "bowtie"]
-LAYOUT = {"template": "plotly_white", "margin": {"l": 10, "r": 10, "t": 40, "b": 10}}
+# No plotly template: Streamlit draws every chart in its own theme (st.plotly_chart's theme="streamlit"), and
+# validating a template costs ~10 ms per figure, most of a live page's refresh.
+LAYOUT = {"margin": {"l": 10, "r": 10, "t": 40, "b": 10}}
+# Charts whose points can be picked: a click selects a point only while the drag mode is zoom or pan
+# (with "select" or "lasso" a click sends nothing); box and lasso stay one click away in the toolbar.
+SELECTABLE = {"dragmode": "zoom", "clickmode": "event+select"}
+SELECTION_MODES = ("points", "box", "lasso")
+# A horizontal legend under the x-axis title: the toolbar (top right) never covers it.
+LEGEND_BELOW = {"orientation": "h", "y": -0.14, "yanchor": "top", "x": 0, "xanchor": "left", "itemsizing": "constant"}
 
 
 def group_colours(groups: Sequence[str]) -> dict[str, str]:
@@ -50,30 +58,31 @@ def pipeline_diagram(stages: Sequence[Mapping]) -> go.Figure:
     (hover text). One invisible scatter trace carries the hover; boxes are layout shapes.
     """
     n = len(stages)
-    fig = go.Figure()
-    hover, labels = [], []
+    hover, labels, shapes, arrows = [], [], [], []
     for i, s in enumerate(stages):
         status = s.get("status", "pending")
         fill = STATUS_COLOURS.get(status, STATUS_COLOURS["pending"])
-        fig.add_shape(type="rect", x0=i - 0.42, x1=i + 0.42, y0=-0.5, y1=0.5, fillcolor=fill,
-                      opacity=0.85, line={"color": "#444", "width": 1}, layer="below")
+        shapes.append({"type": "rect", "x0": i - 0.42, "x1": i + 0.42, "y0": -0.5, "y1": 0.5, "fillcolor": fill,
+                       "opacity": 0.85, "line": {"color": "#444", "width": 1}, "layer": "below"})
         if status == "running" and s.get("progress") is not None:
             width = 0.84 * min(max(float(s["progress"]), 0.0), 1.0)
-            fig.add_shape(type="rect", x0=i - 0.42, x1=i - 0.42 + width, y0=-0.5, y1=-0.38,
-                          fillcolor="#08306b", line={"width": 0}, layer="below")
+            shapes.append({"type": "rect", "x0": i - 0.42, "x1": i - 0.42 + width, "y0": -0.5, "y1": -0.38,
+                           "fillcolor": "#08306b", "line": {"width": 0}, "layer": "below"})
         status_text = status if status != "running" or s.get("progress") is None else f"running {s['progress']:.0%}"
         labels.append(f"<b>{s['name']}</b><br>{status_text}<br>{format_seconds(s.get('seconds'))}")
         hover.append(s.get("detail") or labels[-1])
         if i + 1 < n:
-            fig.add_annotation(x=i + 0.58, y=0, ax=i + 0.42, ay=0, xref="x", yref="y", axref="x", ayref="y",
-                               showarrow=True, arrowhead=2, arrowsize=1.2, arrowwidth=1.5, arrowcolor="#444", text="")
-    fig.add_trace(go.Scatter(x=list(range(n)), y=[0] * n, mode="text", text=labels,
-                             textfont={"size": 13, "color": "#111"}, hovertext=hover, hoverinfo="text",
-                             showlegend=False))
-    fig.update_xaxes(visible=False, range=[-0.5, n - 0.5])
-    fig.update_yaxes(visible=False, range=[-0.7, 0.7])
-    fig.update_layout(**LAYOUT, height=170)
-    fig.update_layout(margin={"l": 0, "r": 0, "t": 10, "b": 0})
+            arrows.append({"x": i + 0.58, "y": 0, "ax": i + 0.42, "ay": 0, "xref": "x", "yref": "y", "axref": "x",
+                           "ayref": "y", "showarrow": True, "arrowhead": 2, "arrowsize": 1.2, "arrowwidth": 1.5,
+                           "arrowcolor": "#444", "text": ""})
+    # One constructor call with every shape and arrow: a live page rebuilds this at every refresh.
+    fig = go.Figure(go.Scatter(x=list(range(n)), y=[0] * n, mode="text", text=labels,
+                               textfont={"size": 13, "color": "#111"}, hovertext=hover, hoverinfo="text",
+                               showlegend=False),
+                    layout={**LAYOUT, "height": 170, "shapes": shapes, "annotations": arrows,
+                            "margin": {"l": 0, "r": 0, "t": 10, "b": 0},
+                            "xaxis": {"visible": False, "range": [-0.5, n - 0.5]},
+                            "yaxis": {"visible": False, "range": [-0.7, 0.7]}})
     return fig
 
 
@@ -81,14 +90,23 @@ def pipeline_diagram(stages: Sequence[Mapping]) -> go.Figure:
 
 
 def accuracy_distributions(accuracy: Mapping[str, np.ndarray], kind: str = "violin",
-                           zoo_range: tuple[float, float] | None = None) -> go.Figure:
-    """One violin (or overlaid histogram) per group; the zoo's min..max range as a shaded band."""
+                           zoo_range: tuple[float, float] | None = None, resolution: float | None = None) -> go.Figure:
+    """One violin (or overlaid histogram) per group; the zoo's min..max range as a shaded band.
+
+    Histograms show each group's share of models per bin (groups of different sizes compare), on
+    bins shared by all groups and centred on the accuracies a model can have: `resolution` is
+    one test sample (100 / test samples, in points), widened to a whole number of samples when
+    the range would need more than 120 bins.
+    """
     colours = group_colours(list(accuracy))
     fig = go.Figure()
+    bins = _accuracy_bins(accuracy, resolution) if kind == "histogram" else None
     for g, acc in accuracy.items():
         acc = np.asarray(acc, dtype=float)
         if kind == "histogram":
-            fig.add_trace(go.Histogram(x=acc, name=g, marker_color=colours[g], opacity=0.6, nbinsx=30))
+            fig.add_trace(go.Histogram(x=acc, name=g, marker_color=colours[g], opacity=0.55, histnorm="percent",
+                                       xbins=bins, hovertemplate=f"{g}<br>%{{x}}%: %{{y:.1f}}% of its models"
+                                                                 "<extra></extra>"))
         else:
             fig.add_trace(go.Violin(y=acc, name=g, line_color=colours[g], box_visible=True, meanline_visible=True,
                                     points="all", pointpos=0, jitter=0.3, marker={"size": 3}, spanmode="hard"))
@@ -101,7 +119,9 @@ def accuracy_distributions(accuracy: Mapping[str, np.ndarray], kind: str = "viol
         else:
             fig.add_hrect(y0=lo, y1=hi, **band)
     if kind == "histogram":
-        fig.update_layout(barmode="overlay", xaxis_title="test accuracy (%)", yaxis_title="models")
+        width = f" (bins of {bins['size']:.3g} points)" if bins else ""
+        fig.update_layout(barmode="overlay", xaxis_title=f"test accuracy (%){width}",
+                          yaxis_title="share of the group's models (%)", legend={"orientation": "h", "y": 1.1})
     else:
         values = [np.asarray(a, dtype=float) for a in accuracy.values()] + [np.asarray(zoo_range or [], dtype=float)]
         values = np.concatenate(values) if values else np.zeros(0)
@@ -111,6 +131,18 @@ def accuracy_distributions(accuracy: Mapping[str, np.ndarray], kind: str = "viol
         fig.update_layout(yaxis_title="test accuracy (%)", showlegend=False)
     fig.update_layout(**LAYOUT, height=450)
     return fig
+
+
+def _accuracy_bins(accuracy: Mapping[str, np.ndarray], resolution: float | None) -> dict | None:
+    values = [np.asarray(a, dtype=float) for a in accuracy.values()]
+    values = np.concatenate(values) if values else np.zeros(0)
+    values = values[np.isfinite(values)]
+    if not values.size:
+        return None
+    lo, hi = float(values.min()), float(values.max())
+    step = resolution if resolution and resolution > 0 else max(hi - lo, 1e-6) / 30
+    step *= max(1, math.ceil((hi - lo) / step / 120))
+    return {"start": lo - step / 2, "end": hi + step / 2, "size": step}
 
 
 def compare_accuracy(runs: Mapping[str, Mapping[str, np.ndarray]]) -> go.Figure:
@@ -137,8 +169,9 @@ def projection_scatter(points: Mapping[str, np.ndarray], accuracy: Mapping[str, 
     """2D projection of every model, one trace per group.
 
     customdata per point is [group, index, accuracy, max IoU to the zoo], so the hover names the
-    model and a plotly selection event says which model was picked. `selected` adds a star on
-    one model and `neighbours` circles those zoo rows (its nearest zoo models).
+    model and a plotly selection event says which models were picked (a click, a box or a lasso).
+    `selected` adds a star on one model and `neighbours` circles those zoo rows (its nearest zoo
+    models).
     """
     colours = group_colours(list(points))
     all_acc = np.concatenate([np.asarray(a, dtype=float) for a in accuracy.values()]) if accuracy else np.zeros(1)
@@ -171,9 +204,10 @@ def projection_scatter(points: Mapping[str, np.ndarray], accuracy: Mapping[str, 
                                          "line": {"width": 1.5, "color": "black"}}, hoverinfo="skip"))
     if colour_by == "accuracy":
         fig.update_layout(coloraxis={"colorscale": "Viridis", "cmin": float(np.nanmin(all_acc)),
-                                         "cmax": float(np.nanmax(all_acc)), "colorbar": {"title": "acc. %"}})
-    fig.update_layout(**LAYOUT, height=520, xaxis_title=f"{axis_title} 1", yaxis_title=f"{axis_title} 2",
-                      legend={"itemsizing": "constant"}, dragmode="select", clickmode="event+select")
+                                     "cmax": float(np.nanmax(all_acc)),
+                                     "colorbar": {"title": "acc. %", "x": 1.0, "xanchor": "left", "len": 0.8}})
+    fig.update_layout(**LAYOUT, height=540, xaxis_title=f"{axis_title} 1", yaxis_title=f"{axis_title} 2")
+    fig.update_layout(**SELECTABLE, legend=LEGEND_BELOW, margin={"l": 10, "r": 10, "t": 30, "b": 10})
     return fig
 
 
@@ -241,31 +275,108 @@ def iou_heatmap(iou: np.ndarray, groups: Sequence[str], sizes: Sequence[int]) ->
                 fig.add_shape(**line, x0=e - 0.5, x1=e - 0.5, y0=-0.5, y1=edges[-1] - 0.5)
             else:
                 fig.add_shape(**line, y0=e - 0.5, y1=e - 0.5, x0=-0.5, x1=edges[-1] - 0.5)
-    ticks = {"tickmode": "array", "tickvals": centres, "ticktext": list(groups)}
-    fig.update_xaxes(**ticks, tickangle=-45)
+    ticks = {"tickmode": "array", "tickvals": centres, "ticktext": list(groups), "showgrid": False, "zeroline": False}
+    fig.update_xaxes(**ticks, tickangle=-90)  # upright names never run into each other, however small a block
     fig.update_yaxes(**ticks, autorange="reversed", scaleanchor="x")
     fig.update_layout(**LAYOUT, height=620)
     return fig
 
 
+def stack_points(x: np.ndarray, y: np.ndarray) -> list[tuple[float, float, list[int]]]:
+    """Models with the same (x, y) as one entry: (x, y, their indices), in order of first model.
+
+    Accuracy moves in steps of one test sample and IoU in steps of one wrong sample, so a group of
+    a hundred models often sits on a dozen distinct points; a chart then draws one marker per
+    entry, sized by its count, instead of a hundred markers on top of each other.
+    """
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    keys = np.round(np.stack([x, y], 1), 6)
+    stacks: dict[tuple[float, float], list[int]] = {}
+    for i, key in enumerate(map(tuple, keys)):
+        stacks.setdefault(key, []).append(i)
+    return [(float(x[idx[0]]), float(y[idx[0]]), idx) for idx in stacks.values()]
+
+
 def memorization_scatter(max_iou: Mapping[str, np.ndarray], accuracy: Mapping[str, np.ndarray],
-                         zoo_range: tuple[float, float] | None = None) -> go.Figure:
-    """Accuracy against max IoU to the zoo, one trace per group (the memorization plot): good and
-    new models sit top left; copies of training checkpoints sit at the right, near IoU 1."""
+                         zoo_range: tuple[float, float] | None = None, mode: str = "points",
+                         resolution: float | None = None, selected: Sequence[tuple[str, int]] = ()) -> go.Figure:
+    """Accuracy against max IoU to the zoo (the memorization plot): good and new models sit top
+    left; copies of training checkpoints at the right, near IoU 1.
+
+    mode "points": models at the same spot are one marker whose area grows with their count
+    (hover lists them; customdata [group, first index, count, "i j k"] tells a selection which
+    models a marker holds). mode "density": one contour per group (for large groups) with its
+    median as a large symbol. Baselines are drawn first, then zoo, held-out, generated on top;
+    `selected` (group, index) models get a gold ring. `resolution` (points of accuracy per test
+    sample) goes into the axis title.
+    """
     colours = group_colours(list(max_iou))
+    order = draw_order(list(max_iou))
     fig = go.Figure()
-    for g, iou in max_iou.items():
-        acc = np.asarray(accuracy[g], dtype=float)
-        fig.add_trace(go.Scatter(x=np.asarray(iou, dtype=float), y=acc, mode="markers", name=g,
-                                 marker={"color": colours[g], "size": 8 if g == "generated" else 6, "opacity": 0.8},
-                                 customdata=np.arange(len(acc)),
-                                 hovertemplate=f"<b>{g} #%{{customdata}}</b><br>max IoU %{{x:.3f}}"
-                                               "<br>accuracy %{y:.2f}%<extra></extra>"))
+    for g in order:
+        iou, acc = np.asarray(max_iou[g], dtype=float), np.asarray(accuracy[g], dtype=float)
+        finite = np.isfinite(iou) & np.isfinite(acc)
+        rank = list(max_iou).index(g) + 1
+        baseline = g not in ("zoo", "heldout", "generated")
+        if mode == "density":
+            if finite.sum() >= 3:
+                fig.add_trace(go.Histogram2dContour(
+                    x=iou[finite], y=acc[finite], name=g, legendgroup=g, showlegend=False, ncontours=6,
+                    contours={"coloring": "lines"}, line={"color": colours[g], "width": 1.5}, showscale=False,
+                    colorscale=[[0, colours[g]], [1, colours[g]]], hoverinfo="skip"))
+            fig.add_trace(go.Scatter(
+                x=[np.median(iou[finite])] if finite.any() else [], y=[np.median(acc[finite])] if finite.any() else [],
+                mode="markers", name=f"{g} (median)", legendgroup=g, legendrank=rank,
+                marker={"color": colours[g], "size": 16, "symbol": "diamond", "line": {"width": 1.5, "color": "black"}},
+                hovertemplate=f"<b>{g}</b> median<br>max IoU %{{x:.3f}}<br>accuracy %{{y:.2f}}%<extra></extra>"))
+            continue
+        stacks = stack_points(iou, acc)
+        counts = np.array([len(idx) for _, _, idx in stacks])
+        listed = [" ".join(str(i) for i in idx) for _, _, idx in stacks]
+        fig.add_trace(go.Scatter(
+            x=[x for x, _, _ in stacks], y=[y for _, y, _ in stacks], mode="markers", name=g, legendrank=rank,
+            marker={"color": colours[g], "size": 7 + 3.5 * np.sqrt(counts - 1), "sizemode": "diameter",
+                    "opacity": 0.45 if baseline else 0.8,
+                    "symbol": "circle-open" if baseline else "circle",
+                    "line": {"width": 1.5 if baseline else 0.5, "color": colours[g] if baseline else "white"}},
+            customdata=[[g, idx[0], len(idx), text] for (_, _, idx), text in zip(stacks, listed)],
+            hovertemplate=f"<b>{g}</b>: %{{customdata[2]}} model(s)<br>#%{{customdata[3]}}<br>max IoU %{{x:.3f}}"
+                          "<br>accuracy %{y:.2f}%<extra></extra>"))
+    picked = [(g, i) for g, i in selected if g in max_iou and 0 <= i < len(max_iou[g])]
+    if picked:
+        fig.add_trace(go.Scatter(
+            x=[float(max_iou[g][i]) for g, i in picked], y=[float(accuracy[g][i]) for g, i in picked],
+            mode="markers", name="selected", hoverinfo="skip",
+            marker={"size": 24, "symbol": "circle-open", "color": "gold", "line": {"width": 3}}))
     if zoo_range is not None:
         fig.add_hrect(y0=zoo_range[0], y1=zoo_range[1], fillcolor=FIXED_COLOURS["zoo"], opacity=0.1, line_width=0,
                       layer="below", annotation_text="zoo range", annotation_position="top left")
-    fig.update_layout(**LAYOUT, height=450, xaxis_title="max IoU to any zoo model (1 = same mistakes)",
-                      yaxis_title="test accuracy (%)")
+    step = f"; one test sample = {resolution:.3g} points" if resolution else ""
+    fig.update_layout(**LAYOUT, height=520, xaxis_title="max IoU to any zoo model (1 = same mistakes)",
+                      yaxis_title=f"test accuracy (%{step})", legend=LEGEND_BELOW)
+    fig.update_layout(**SELECTABLE)
+    return fig
+
+
+def nearest_zoo_histogram(nn_index: Mapping[str, np.ndarray], zoo_size: int) -> go.Figure:
+    """How many models of each group have each training checkpoint as their nearest zoo model.
+
+    x is the checkpoint's index in the zoo (its order along the SGD run). A generator that covers
+    its training set spreads over the whole axis; one that collapses piles up on a few bars.
+    """
+    colours = group_colours(list(nn_index))
+    fig = go.Figure()
+    for g in draw_order(list(nn_index)):
+        index = np.asarray(nn_index[g]).astype(int)
+        index = index[(index >= 0) & (index < zoo_size)]
+        counts = np.bincount(index, minlength=zoo_size)
+        used = np.flatnonzero(counts)
+        fig.add_trace(go.Bar(x=used, y=counts[used], name=g, marker_color=colours[g], opacity=0.75,
+                             legendrank=list(nn_index).index(g) + 1,
+                             hovertemplate=f"{g}: %{{y}} model(s) nearest to zoo #%{{x}}<extra></extra>"))
+    fig.update_xaxes(range=[-0.5, zoo_size - 0.5], title="training checkpoint (index in the zoo, in SGD order)")
+    fig.update_layout(**LAYOUT, height=320, barmode="overlay", yaxis_title="models nearest to it", bargap=0,
+                      legend={"orientation": "h", "y": 1.02, "yanchor": "bottom"})
     return fig
 
 
@@ -292,9 +403,11 @@ def nn_histograms(distances: Mapping[str, np.ndarray]) -> go.Figure:
 
 
 def trajectory_accuracy(steps: np.ndarray, accuracy: np.ndarray, current: int | None = None,
-                        zoo_range: tuple[float, float] | None = None) -> go.Figure:
+                        zoo_range: tuple[float, float] | None = None,
+                        references: Mapping[str, float] | None = None) -> go.Figure:
     """Accuracy of each tracked sample's x0-prediction along sampling (t from T down to 0),
-    one line per sample, a vertical line at the step the slider shows."""
+    one line per sample, a vertical line at the step the slider shows, and dashed horizontal
+    `references` (e.g. the accuracy of decoding pure noise, the decoder-only baseline)."""
     steps, accuracy = np.asarray(steps), np.asarray(accuracy, dtype=float)  # (P,), (P, M)
     fig = go.Figure()
     for m in range(accuracy.shape[1]):
@@ -306,8 +419,12 @@ def trajectory_accuracy(steps: np.ndarray, accuracy: np.ndarray, current: int | 
     if zoo_range is not None:
         fig.add_hrect(y0=zoo_range[0], y1=zoo_range[1], fillcolor=FIXED_COLOURS["zoo"], opacity=0.1, line_width=0,
                       layer="below", annotation_text="zoo range", annotation_position="bottom left")
+    for i, (name, value) in enumerate((references or {}).items()):
+        fig.add_hline(y=float(value), line={"color": "#555", "dash": "dot", "width": 1.5}, annotation_text=name,
+                      annotation_position="top right" if i % 2 == 0 else "bottom right", annotation_font={"size": 11})
     fig.update_xaxes(autorange="reversed", title="diffusion timestep t (sampling runs left to right)")
-    fig.update_layout(**LAYOUT, height=380, yaxis_title="accuracy of the x0-prediction (%)")
+    fig.update_layout(**LAYOUT, height=380, yaxis_title="accuracy of the decoded x0-prediction (%)",
+                      legend={"orientation": "h", "y": 1.02, "yanchor": "bottom"})
     return fig
 
 
@@ -365,4 +482,47 @@ def noising_figure(x0: np.ndarray, xt: np.ndarray, t: int, snr: np.ndarray,
     fig.update_xaxes(title="timestep t", row=2, col=1)
     fig.update_layout(**LAYOUT, height=600)
     fig.update_layout(margin={"l": 10, "r": 10, "t": 60, "b": 10})
+    return fig
+
+
+# --------------------------------------------------------------------------- training
+
+
+def loss_curves(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], height: int = 260) -> go.Figure:
+    """One small panel per curve (label -> (step, loss)), log-scaled loss: how each stage trained."""
+    names = list(curves)
+    fig = make_subplots(rows=1, cols=max(1, len(names)), subplot_titles=names, horizontal_spacing=0.06)
+    for i, name in enumerate(names):
+        x, y = (np.asarray(v, dtype=float) for v in curves[name])
+        positive = y > 0
+        fig.add_trace(go.Scatter(x=x[positive], y=y[positive], mode="lines", name=name, showlegend=False,
+                                 line={"color": PATH_COLOURS[i % len(PATH_COLOURS)], "width": 1.5},
+                                 hovertemplate="step %{x}<br>loss %{y:.4g}<extra></extra>"), row=1, col=i + 1)
+        fig.update_yaxes(type="log", dtick=1, exponentformat="power", row=1, col=i + 1,
+                         title="loss" if i == 0 else None)
+        fig.update_xaxes(title="step", row=1, col=i + 1)
+    fig.update_annotations(font={"size": 12})
+    fig.update_layout(**LAYOUT, height=height)
+    fig.update_layout(margin={"l": 10, "r": 10, "t": 30, "b": 10})
+    return fig
+
+
+def reconstruction_scatter(before: np.ndarray, after: np.ndarray, segments: Sequence[tuple[str, int, int]] = ()
+                           ) -> go.Figure:
+    """Each parameter of one model before (x) and after (y) the autoencoder, one colour per
+    tensor of the layout; the diagonal is a perfect reconstruction."""
+    before, after = np.asarray(before, dtype=float), np.asarray(after, dtype=float)
+    parts = list(segments) or [("parameters", 0, len(before))]
+    fig = go.Figure()
+    for i, (name, start, stop) in enumerate(parts):
+        fig.add_trace(go.Scattergl(x=before[start:stop], y=after[start:stop], mode="markers", name=name,
+                                   marker={"size": 4, "color": OTHER_COLOURS[i % len(OTHER_COLOURS)], "opacity": 0.7},
+                                   hovertemplate=f"{name}<br>before %{{x:.4f}}<br>after %{{y:.4f}}<extra></extra>"))
+    finite = np.concatenate([before[np.isfinite(before)], after[np.isfinite(after)]])
+    if finite.size:
+        lo, hi = float(finite.min()), float(finite.max())
+        fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="perfect reconstruction",
+                                 line={"color": "#444", "dash": "dash", "width": 1}, hoverinfo="skip"))
+    fig.update_layout(**LAYOUT, height=380, xaxis_title="before (the zoo checkpoint)",
+                      yaxis_title="after (encoded, then decoded)", legend={"itemsizing": "constant"})
     return fig

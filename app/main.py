@@ -17,9 +17,13 @@ PAGES = {
     "Results": [
         st.Page("views/overview.py", title="Overview", icon=":material/account_tree:", default=True),
         st.Page("views/accuracy.py", title="Accuracy", icon=":material/bar_chart:"),
-        st.Page("views/latent.py", title="Latent space", icon=":material/scatter_plot:"),
         st.Page("views/similarity.py", title="Similarity", icon=":material/grid_on:"),
+        st.Page("views/latent.py", title="Latent space", icon=":material/scatter_plot:"),
+    ],
+    "How it works": [
+        st.Page("views/autoencoder.py", title="Autoencoder", icon=":material/compress:"),
         st.Page("views/denoising.py", title="Denoising", icon=":material/blur_on:"),
+        st.Page("views/glossary.py", title="Glossary", icon=":material/menu_book:"),
     ],
     "Runs": [
         st.Page("views/new_run.py", title="New run", icon=":material/add_circle:"),

@@ -47,6 +47,59 @@ def scorecard_frame(card: Mapping[str, Mapping[str, Any]], columns: Sequence[tup
     return frame
 
 
+# The verdict's evidence: (scorecard key, column title, format); intervals from "<key>_ci" (median: median_ci).
+EVIDENCE = [("median", "median acc. %", ".2f"), ("good", "good %", ".0f"),
+            ("max_iou_median", "max IoU", ".3f"), ("nn_distance_median", "NN dist.", ".3g"),
+            ("iou_within", "IoU within", ".3f"), ("distinct_predictions", "distinct", "d"),
+            ("nn_top_share", "top-3 NN", ".0%")]
+EVIDENCE_CI = {"median": "median_ci"}
+
+
+def with_interval(row: Mapping[str, Any], key: str, fmt: str) -> str:
+    """'value [lo, hi]' for a scorecard entry and its 95% interval; a dash when undefined."""
+    value = row.get(key)
+    if value is None:
+        return "–"
+    text = format(int(value), fmt) if fmt == "d" else format(value, fmt)
+    ci = row.get(EVIDENCE_CI.get(key, f"{key}_ci"))
+    if isinstance(ci, (list, tuple)) and len(ci) == 2:
+        text += f" [{format(ci[0], fmt)}, {format(ci[1], fmt)}]"
+    if key == "distinct_predictions" and row.get("n"):
+        text += f" of {row['n']}"
+    return text
+
+
+def evidence_frame(card: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """The numbers behind the verdict: generated first, then the zoo, held-out checkpoints and the
+    baselines; each cell 'value [95% interval]' as text (index = group)."""
+    order = [g for g in ("generated", "zoo", "heldout") if g in card] + [
+        g for g in card if g not in ("generated", "zoo", "heldout")]
+    rows = [{title: with_interval(card[g], key, fmt) for key, title, fmt in EVIDENCE} for g in order]
+    return pd.DataFrame(rows, index=pd.Index(order, name="group"), columns=[t for _, t, _ in EVIDENCE])
+
+
+def difference_frame(differences: Sequence[Any], name_a: str, name_b: str) -> pd.DataFrame:
+    """Compare's table: one row per headline number, A, B, B - A and its 95% interval (text).
+    `differences` are pdiff.comparison.Difference."""
+    def fmt(value: float | None, decimals: int, sign: str = "") -> str:
+        return "–" if value is None else f"{value:{sign}.{decimals}f}"
+
+    rows = [{"metric": d.label, name_a: fmt(d.a, d.decimals), name_b: fmt(d.b, d.decimals),
+             "B − A": fmt(d.diff, d.decimals, "+"),
+             "95% CI of B − A": "–" if d.ci is None else f"[{d.ci[0]:+.{d.decimals}f}, {d.ci[1]:+.{d.decimals}f}]"}
+            for d in differences]
+    return pd.DataFrame(rows, columns=["metric", name_a, name_b, "B − A", "95% CI of B − A"])
+
+
+def selection_frame(selected: Sequence[tuple[str, int]], accuracy: Mapping[str, Any], max_iou: Mapping[str, Any],
+                    nn_index: Mapping[str, Any], nn_distance: Mapping[str, Any]) -> pd.DataFrame:
+    """One row per picked model: accuracy, max IoU to the zoo, its nearest zoo model and distance."""
+    rows = [{"model": f"{g} #{i}", "accuracy (%)": float(accuracy[g][i]), "max IoU to zoo": float(max_iou[g][i]),
+             "nearest zoo model": f"zoo #{int(nn_index[g][i])}" if int(nn_index[g][i]) >= 0 else "–",
+             "NN distance": float(nn_distance[g][i])} for g, i in selected]
+    return pd.DataFrame(rows, columns=["model", "accuracy (%)", "max IoU to zoo", "nearest zoo model", "NN distance"])
+
+
 def flatten_config(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """Nested config dict -> {"section.key": value}."""
     flat: dict[str, Any] = {}
@@ -79,15 +132,25 @@ def _norm(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
-def stage_frame(stages: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """Stage, status, time and key metrics, as shown under the pipeline diagram."""
+def stage_frame(stages: Sequence[Mapping[str, Any]], estimates: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """Stage, status, time, an estimate of the time still to come, and key metrics, as shown
+    under the pipeline diagram. `estimates`: stage -> pdiff.estimate.Estimate (seconds, basis)."""
     rows = []
     for s in stages:
         metrics = s.get("metrics") or {}
         text = ", ".join(f"{k}={_short(v)}" for k, v in metrics.items() if not isinstance(v, dict))
-        rows.append({"stage": s["name"], "status": s.get("status", "pending"),
-                     "time": format_seconds(s.get("seconds")), "metrics": text or (s.get("error") or "")})
-    return pd.DataFrame(rows, columns=["stage", "status", "time", "metrics"])
+        guess = (estimates or {}).get(s["name"])
+        if guess is None:
+            expected = ""
+        elif s.get("status") == "running":
+            expected = f"~{format_seconds(guess.seconds)} left ({guess.basis})"
+        else:
+            expected = f"~{format_seconds(guess.seconds)} ({guess.basis})"
+        error = s.get("error") if s.get("status") in ("failed", "interrupted", "stopped") else None  # not a past one
+        rows.append({"stage": s["name"], "status": s.get("status", "pending"), "time": format_seconds(s.get("seconds")),
+                     "expected": expected, "metrics": text or (error or "")})
+    frame = pd.DataFrame(rows, columns=["stage", "status", "time", "expected", "metrics"])
+    return frame if estimates else frame.drop(columns="expected")
 
 
 def _short(value: Any) -> str:

@@ -16,14 +16,17 @@ from pdiff.runs import RunDir, RunError, safe_run_path, skipped_runs
 RUN_KEY, PENDING_KEY = "run", "_select_run"
 WARNING = ":material/warning:"
 CLI_HINT = "python -m pdiff run --out {path}"
+RESUME_HINT = ("`python -m pdiff run --out {path}`: on an existing run it resumes with the run's stored config "
+               "(finished stages are reused; add `--set KEY=VALUE` to change a setting)")
+LIVE_REFRESH_S = 5.0  # how often a page watching a live run polls its files: each poll costs ~50 ms of server CPU
 
 
 # --------------------------------------------------------------------------- messages
 
 
 def intro(text: str) -> None:
-    """The two or three sentences that teach how to read a page."""
-    st.markdown(f"<div style='color:#555'>{text}</div>", unsafe_allow_html=True)
+    """The two or three sentences that teach how to read a page (markdown, in grey)."""
+    st.markdown(f":gray[{text}]")
 
 
 def number(value: float | None, fmt: str) -> str:
@@ -54,7 +57,7 @@ def need(run: RunDir, stage: str, what: str) -> bool:
     if state == "done" and not status.get("stale"):
         return True
     current = next((s["name"] for s in stages if s["status"] == "running"), None)
-    resume = f"Resume the run from the sidebar, or `{CLI_HINT.format(path=run.path)}`."
+    resume = f"Resume the run from the sidebar, or in a terminal {RESUME_HINT.format(path=run.path)}."
     if state == "done":
         st.warning(f"{what.capitalize()}: the **{stage}** stage is stale ({status['stale']}), so its results are not "
                    f"shown. {resume}", icon=WARNING)
@@ -159,7 +162,7 @@ def run_status(run: RunDir) -> None:
         _static_status(run)
 
 
-@st.fragment(run_every=1.0)
+@st.fragment(run_every=LIVE_REFRESH_S)
 def _live_status(run_path: str) -> None:
     run = RunDir(run_path)
     try:
@@ -273,15 +276,24 @@ def pipeline(run: RunDir) -> None:
         _pipeline_body(run)
 
 
-@st.fragment(run_every=1.0)
+@st.fragment(run_every=LIVE_REFRESH_S)
 def _live_pipeline(run_path: str) -> None:
-    _pipeline_body(RunDir(run_path))
+    _pipeline_body(RunDir(run_path), live=True)
 
 
-def _pipeline_body(run: RunDir) -> None:
+def _pipeline_body(run: RunDir, live: bool = False) -> None:
     with guard(run):
         stages = data.stages(run)
         st.plotly_chart(figures.pipeline_diagram(stages), width="stretch", config={"displayModeBar": False},
                         key=f"pipeline-{run.name}")
-        with st.expander("Stage details"):
-            st.dataframe(tables.stage_frame(stages), hide_index=True, width="stretch")
+        estimates = data.estimates(run) if live or any(s["status"] != "done" for s in stages) else {}
+        curves = data.losses(run)
+        if live and curves:
+            st.plotly_chart(figures.loss_curves(curves), width="stretch", config={"displayModeBar": False},
+                            key=f"losses-{run.name}")
+        with st.expander("Stage details and times", expanded=live):
+            st.dataframe(tables.stage_frame(stages, estimates), hide_index=True, width="stretch",
+                         column_config={"expected": st.column_config.TextColumn(width="large")})
+        if not live and curves:
+            with st.expander("Training curves"):
+                st.plotly_chart(figures.loss_curves(curves), width="stretch", key=f"losses-{run.name}")

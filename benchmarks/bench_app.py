@@ -24,7 +24,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET_S = 3.0
-PAGES = ["overview", "accuracy", "latent", "similarity", "denoising", "new_run", "compare"]
+PAGES = ["overview", "accuracy", "similarity", "latent", "autoencoder", "denoising", "glossary", "new_run", "compare"]
 REPEATS = 3
 
 

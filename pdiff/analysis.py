@@ -40,7 +40,7 @@ def analyse_run(run: RunDir, config: RunConfig, device: torch.device,
     sizes = [len(acc[g]) for g in names]
     out: dict[str, torch.Tensor] = {}
 
-    report(0, 3, {"phase": "similarity"})
+    report(0, 4, {"phase": "similarity"})
     all_pred = torch.cat([pred[g] for g in names]).to(device)
     iou = metrics.wrong_sets_iou(all_pred, labels.to(device)).cpu()  # (M, M)
     out["iou"] = iou
@@ -49,7 +49,7 @@ def analyse_run(run: RunDir, config: RunConfig, device: torch.device,
         to_zoo = iou[blocks[g], blocks["zoo"]]  # "zoo" is always first
         out[f"{g}.max_iou"], out[f"{g}.max_iou_index"] = metrics.max_iou_to_zoo(to_zoo, exclude_self=g == "zoo")
 
-    report(1, 3, {"phase": "neighbours"})
+    report(1, 4, {"phase": "neighbours"})
     zoo_params = params["zoo"].float()
     for g in names:
         exclude = g == "zoo"
@@ -85,9 +85,14 @@ def group_rows(acc: dict[str, torch.Tensor], pred: dict[str, torch.Tensor], labe
                within_iou: dict[str, torch.Tensor], bootstrap: int, seed: int) -> dict[str, dict[str, Any]]:
     """The scorecard: one row of metrics per group, "zoo" first.
 
-    `per_model` holds each group's `{g}.max_iou` and `{g}.nn_distance` (one value per model),
-    `within_iou` each group's own (N_g, N_g) IoU block. Every median comes with a 95% bootstrap
-    interval; undefined values (a lone zoo checkpoint has no neighbour) are None (JSON null).
+    `per_model` holds each group's `{g}.max_iou`, `{g}.nn_distance`, `{g}.nn_index` and
+    `{g}.nn_agreement` (one value per model), `within_iou` each group's own (N_g, N_g) IoU block.
+    Every median (and the within-group IoU) comes with a 95% bootstrap interval; undefined values
+    (a lone zoo checkpoint has no neighbour) are None (JSON null). `nn_top` / `nn_top_share` /
+    `nn_targets` say where the group lands in the zoo (the 3 most frequent nearest checkpoints,
+    the share of models nearest to them, how many checkpoints are nearest to any model);
+    `test_samples` and `errors_median` (wrong test samples per model) say how much evidence the
+    IoU of wrong predictions rests on.
     """
     zoo_median = metrics.accuracy_summary(acc["zoo"])["median"]
     rows = {}
@@ -97,14 +102,22 @@ def group_rows(acc: dict[str, torch.Tensor], pred: dict[str, torch.Tensor], labe
         row["mean_ci"] = list(metrics.bootstrap_ci(a, bootstrap, generator=gen))
         row["median_ci"] = list(metrics.bootstrap_ci(a, bootstrap, generator=gen, stat="median"))
         row["good"] = metrics.share_at_least(a, zoo_median - GOOD_WITHIN)
+        good = (a.double() >= zoo_median - GOOD_WITHIN).double() * 100  # its mean is `good`
+        row["good_ci"] = list(metrics.bootstrap_ci(good, bootstrap, generator=gen))
         for key in ("max_iou", "nn_distance"):
             row[f"{key}_median"], row[f"{key}_median_ci"] = _median_with_ci(per_model[f"{g}.{key}"], bootstrap, gen)
         iou_ci = row["max_iou_median_ci"]
         row["novelty_median"] = None if row["max_iou_median"] is None else 1.0 - row["max_iou_median"]
         row["novelty_median_ci"] = None if iou_ci is None else [1.0 - iou_ci[1], 1.0 - iou_ci[0]]
         row["nn_agreement_median"] = _none_if_nan(metrics.median(per_model[f"{g}.nn_agreement"]))
+        top, share, targets = metrics.nearest_concentration(per_model[f"{g}.nn_index"])
+        row["nn_top"], row["nn_top_share"], row["nn_targets"] = top, _none_if_nan(share), targets
         row["iou_within"] = _none_if_nan(metrics.mean_off_diagonal(within_iou[g]))
+        within_ci = metrics.mean_off_diagonal_ci(within_iou[g], bootstrap, generator=gen)
+        row["iou_within_ci"] = None if within_ci is None else list(within_ci)
         row["distinct_predictions"] = metrics.distinct_rows(pred[g])
+        row["test_samples"] = int(labels.numel())
+        row["errors_median"] = metrics.median((pred[g] != labels).sum(1))
         if g in mean_probs:
             row["ensemble_accuracy"] = metrics.ensemble_accuracy(mean_probs[g], labels)
             row["ensemble_gain"] = metrics.ensemble_gain(mean_probs[g], labels, a)

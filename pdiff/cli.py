@@ -1,4 +1,4 @@
-"""Command line: `python -m pdiff run | presets | report | analyse`. Parses and calls the library."""
+"""Command line: `python -m pdiff run | presets | report | analyse | export | store`. Parses and calls the library."""
 from __future__ import annotations
 
 import argparse
@@ -118,6 +118,15 @@ def _parser() -> argparse.ArgumentParser:
     guide.add_argument("--json", action="store_true", help="print JSON records instead of a table")
     _plugin_option(guide)
     guide.set_defaults(func=_guide)
+    export = sub.add_parser("export", help="write one model of a run as a full classifier state dict (safetensors)")
+    export.add_argument("run", help="run directory")
+    export.add_argument("--group", default="generated", help="zoo, heldout, generated or a baseline (default generated)")
+    export.add_argument("--index", type=int, default=0, help="the model's index in its group (default 0)")
+    export.add_argument("--out", required=True, help="the .safetensors file to write")
+    export.add_argument("--no-check", action="store_true",
+                        help="skip re-evaluating the exported classifier on the run's test split")
+    _plugin_option(export)
+    export.set_defaults(func=_export)
 
     store = sub.add_parser("store", help="the shared store of finished stages: size, prune, clear")
     store.add_argument("--root", help="the folder whose runs share the store (default: $PDIFF_RUNS or runs/)")
@@ -265,6 +274,19 @@ def _guide(args: argparse.Namespace) -> int:
     print(f"{args.models} models per level, guidance scale {args.scale:g}")
     print(text_table(["requested", "achieved median", "IQR", "min", "max IoU to zoo", "NN dist", "in zoo range"],
                      rows))
+def _export(args: argparse.Namespace) -> int:
+    from .export import check_export, save_export
+
+    run = _open_run(args.run)
+    exported = save_export(run, args.group, args.index, args.out)
+    recorded = exported.meta["recorded_accuracy"]
+    print(f"wrote {args.out}: {exported.meta['arch']} classifier, {args.group} #{exported.meta['index']}"
+          + ("" if recorded is None else f", recorded test accuracy {recorded:.2f}%"))
+    if not args.no_check:
+        measured = check_export(run, args.out)
+        print(f"checked: the exported classifier scores {measured:.2f}% on the run's test split")
+        if recorded is not None and abs(measured - recorded) > 1e-3:  # recorded in float32
+            raise RunError(f"the exported classifier scores {measured:.2f}%, the run recorded {recorded:.2f}%")
     return 0
 
 

@@ -60,6 +60,49 @@ def mean_off_diagonal(similarity: Tensor) -> float:
     return similarity[off].double().mean().item()
 
 
+def mean_off_diagonal_ci(similarity: Tensor, n_boot: int = 1000, level: float = 0.95,
+                         generator: torch.Generator | None = None) -> tuple[float, float] | None:
+    """Percentile bootstrap interval of `mean_off_diagonal` over resampled group members.
+
+    A resample draws N members with replacement; the statistic is the mean similarity over pairs
+    of *different* original members in it (a member drawn twice is not compared with itself). With
+    member counts c (n_boot, N) and W the similarity with a zero diagonal, the pair sum is c W c^T
+    and the pair count N^2 - sum c^2: one matmul, no (n_boot, N, N) tensor. None below 2 members.
+    """
+    n = similarity.shape[0]
+    if n < 2:
+        return None
+    w = similarity.detach().double().clone()
+    w.fill_diagonal_(0.0)
+    idx = torch.randint(n, (n_boot, n), generator=generator, device=w.device)
+    counts = torch.zeros(n_boot, n, dtype=torch.float64, device=w.device).scatter_add_(
+        1, idx, torch.ones(n_boot, n, dtype=torch.float64, device=w.device))
+    pairs = n * n - (counts ** 2).sum(1)
+    sums = ((counts @ w) * counts).sum(1)
+    stats = (sums / pairs)[pairs > 0]  # a resample of one member drawn N times has no pair
+    if stats.numel() == 0:
+        return None
+    alpha = (1.0 - level) / 2
+    lo, hi = torch.quantile(stats, torch.tensor([alpha, 1.0 - alpha], dtype=stats.dtype, device=stats.device))
+    return lo.item(), hi.item()
+
+
+def nearest_concentration(index: Tensor, top: int = 3) -> tuple[list[int], float, int]:
+    """Where a group's nearest zoo models are: the `top` most frequent nearest-neighbour indices
+    (most frequent first), the share of models (0..1) whose nearest zoo model is one of them, and
+    how many different zoo models are nearest to some model. Index -1 (no neighbour) is ignored;
+    ([], nan, 0) when no model has a neighbour. A generator that collapses onto a few training
+    checkpoints puts most of its models near a handful of them."""
+    index = index.detach().reshape(-1).long().cpu()
+    index = index[index >= 0]
+    if index.numel() == 0:
+        return [], float("nan"), 0
+    values, counts = torch.unique(index, return_counts=True)
+    order = sorted(range(len(values)), key=lambda i: (-int(counts[i]), int(values[i])))[:top]
+    share = float(counts[order].sum()) / index.numel()
+    return [int(values[i]) for i in order], share, len(values)
+
+
 def distinct_rows(predictions: Tensor) -> int:
     """How many different prediction vectors (rows) a group of models makes: a collapsed
     generator makes few, however many models it samples."""

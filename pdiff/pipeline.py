@@ -60,19 +60,40 @@ class Plan:
 
 
 class ThrottledProgress:
-    """Writes progress.json at most every `interval` seconds, for the app to poll, and forwards."""
+    """Writes progress.json at most every `interval` seconds, for the app to poll, and forwards.
+
+    Every reported loss is also kept, per stage and phase ("collect: checkpoints 1/1"), as
+    [done, total, loss] points in `history` (with the wall time the phase started), written with
+    the progress: the app draws live loss curves and estimates the time left from it. A curve longer than `max_points` keeps every other point, so the file stays
+    small however long a stage trains.
+    """
 
     def __init__(self, run: RunDir, forward: StageProgress | None = None, interval: float = 0.5,
-                 writer: bool = True) -> None:
+                 writer: bool = True, max_points: int = 300) -> None:
         self.run, self.forward, self.interval, self.writer, self.last = run, forward, interval, writer, 0.0
+        self.max_points = max_points
+        self.history: dict[str, dict[str, Any]] = {}
 
     def __call__(self, stage: str, done: int, total: int, info: dict) -> None:
+        if isinstance(info.get("loss"), (int, float)):
+            self._record(stage, done, total, info)
         now = time.monotonic()
         if self.writer and (now - self.last >= self.interval or done >= total):
-            self.run.write_progress(stage, done, total, info)
+            self.run.write_progress(stage, done, total, info, self.history)
             self.last = now
         if self.forward is not None:
             self.forward(stage, done, total, info)
+
+    def _record(self, stage: str, done: int, total: int, info: dict) -> None:
+        key = f"{stage}: {info['phase']}" if info.get("phase") else stage
+        curve = self.history.setdefault(key, {"stage": stage, "started": time.time(), "every": 1, "seen": 0,
+                                              "points": []})
+        if curve["seen"] % curve["every"] == 0:
+            curve["points"].append([done, total, float(info["loss"])])
+        curve["seen"] += 1
+        if len(curve["points"]) > self.max_points:
+            curve["points"] = curve["points"][::2]
+            curve["every"] *= 2
 
 
 # --------------------------------------------------------------------------- fingerprints

@@ -151,9 +151,11 @@ class RunDir:
     def load(self, name: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         return load_tensors(self.file(name))
 
-    def write_progress(self, stage: str, done: int, total: int, info: dict[str, Any] | None = None) -> None:
-        write_json(self.file(PROGRESS), {"stage": stage, "done": done, "total": total,
-                                         "info": info or {}, "time": time.time(), "pid": os.getpid()})
+    def write_progress(self, stage: str, done: int, total: int, info: dict[str, Any] | None = None,
+                       history: dict[str, Any] | None = None) -> None:
+        """progress.json: the current stage's progress, plus the losses so far (`history`, optional)."""
+        write_json(self.file(PROGRESS), {"stage": stage, "done": done, "total": total, "info": info or {},
+                                         "time": time.time(), "pid": os.getpid(), "history": history or {}})
 
     def progress(self) -> dict[str, Any] | None:
         """The running stage's progress, or None when there is none (or it is not readable)."""

@@ -117,6 +117,15 @@ def test_scorecard_has_every_group_with_consistent_numbers(tiny_run, analysis):
         evaluated = load_evaluation(tiny_run)
         ensemble = (evaluated.mean_probs[g].argmax(1) == evaluated.labels).double().mean().item() * 100
         assert row["ensemble_gain"] == pytest.approx(ensemble - accuracy[g].double().mean().item())
+        assert row["good_ci"][0] <= row["good"] <= row["good_ci"][1]
+        assert row["iou_within_ci"][0] <= row["iou_within"] <= row["iou_within_ci"][1]
+        labels = evaluated.labels
+        assert row["test_samples"] == len(labels)
+        assert row["errors_median"] == pytest.approx(metrics.median((evaluated.predictions[g] != labels).sum(1)))
+        counts = torch.bincount(tensors[f"{g}.nn_index"][tensors[f"{g}.nn_index"] >= 0])
+        assert row["nn_targets"] == int((counts > 0).sum())
+        assert row["nn_top_share"] == pytest.approx(counts[row["nn_top"]].sum().item() / n)
+        assert sorted(counts.tolist(), reverse=True)[:3] == counts[row["nn_top"]].tolist()
 
 
 def test_missing_predictions_is_a_clear_run_error(tiny_run, tmp_path):

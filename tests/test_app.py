@@ -21,7 +21,8 @@ from app import launcher
 from pdiff.runs import RunDir, read_json, write_json
 
 MAIN = str(REPO / "app" / "main.py")
-CHARTS = {"overview": 1, "accuracy": 1, "latent": 2, "similarity": 3, "denoising": 3, "new_run": 0, "compare": 0}
+CHARTS = {"overview": 1, "accuracy": 1, "similarity": 4, "latent": 3, "autoencoder": 3, "denoising": 4, "glossary": 0,
+          "new_run": 0, "compare": 0}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -108,6 +109,8 @@ def test_overview_shows_the_scorecard(monkeypatch, root):
     shown = metrics(at)
     assert shown["Zoo median accuracy"] == f"{card['zoo']['median']:.2f}%"
     assert shown["Generated median accuracy"] == f"{card['generated']['median']:.2f}%"
+    gen = card["generated"]
+    assert shown["Generated: distinct predictions"] == f"{gen['distinct_predictions']} of {gen['n']}"
     table = frame(at, "max IoU (median)", "ensemble gain")
     assert list(table.index) == list(card)
     for group, row in card.items():
@@ -118,6 +121,32 @@ def test_overview_shows_the_scorecard(monkeypatch, root):
     assert json.loads(config["collect.num_checkpoints"]) == TINY_OVERRIDES["collect.num_checkpoints"]
     diagram = charts(at)[0]
     assert [t.split("<br>")[1] for t in diagram["data"][0]["text"]] == ["done"] * 7
+
+
+def test_the_verdict_shown_is_the_one_computed_from_the_runs_files(monkeypatch, root):
+    from pdiff.verdict import verdict
+
+    at = show(open_app(monkeypatch, root), "overview")
+    card = _card(root / "tiny")  # straight from analysis.safetensors, not through the app
+    expected = verdict(card)
+    texts = [m.value for m in at.markdown]
+    assert expected.headline in texts
+    for item in expected.evidence:  # each line, with its numbers and intervals
+        head, _, rest = item.text.partition(": ")
+        assert any(t.endswith(f"**{head}:** {rest}") for t in texts), item.text
+    assert [c.value for c in at.caption if c.value.startswith(":material/warning:")] == [
+        f":material/warning: {c}" for c in expected.caveats]
+    gen, zoo = card["generated"], card["zoo"]
+    assert f"{gen['max_iou_median']:.3f}" in expected.evidence[1].text
+    assert f"{zoo['median']:.2f}%" in expected.evidence[0].text
+    assert f"make {gen['distinct_predictions']} different sets" in expected.evidence[2].text
+    evidence = frame(at, "median acc. %", "max IoU", "distinct")
+    assert list(evidence.index)[:2] == ["generated", "zoo"]
+    lo, hi = gen["median_ci"]
+    assert evidence.loc["generated", "median acc. %"] == f"{gen['median']:.2f} [{lo:.2f}, {hi:.2f}]"
+    lo, hi = gen["max_iou_median_ci"]
+    assert evidence.loc["generated", "max IoU"] == f"{gen['max_iou_median']:.3f} [{lo:.3f}, {hi:.3f}]"
+    assert evidence.loc["zoo", "distinct"] == f"{zoo['distinct_predictions']} of {zoo['n']}"
 
 
 def test_accuracy_page_numbers(monkeypatch, root):
@@ -135,12 +164,22 @@ def test_accuracy_page_numbers(monkeypatch, root):
     assert {t["type"] for t in charts(at)[0]["data"]} == {"histogram"}
 
 
+def _select(at: AppTest, key: str, *points: list) -> AppTest:
+    """What the browser sends after a click (one point) or a box/lasso (several): their customdata."""
+    at.session_state[key] = {"selection": {"points": [{"customdata": c} for c in points],
+                                           "point_indices": list(range(len(points))), "box": [], "lasso": []}}
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
 def test_latent_page_neighbours_and_projection(monkeypatch, root):
     at = show(open_app(monkeypatch, root), "latent")
     tensors, meta = RunDir(root / "tiny").load("analysis.safetensors")
     evaluation, _ = RunDir(root / "tiny").load("evaluation.safetensors")
     scatter = {t["name"]: t for t in charts(at)[0]["data"]}
     np.testing.assert_allclose(decode(scatter["generated"]["x"]), tensors["generated.params_pca"][:, 0].numpy())
+    assert charts(at)[0]["layout"]["dragmode"] == "zoom"  # so that a click selects
     index = at.selectbox(key="lat_pick_index").value
     assert index == int(evaluation["generated.accuracy"].argmax())  # best first
     table = frame(at, "IoU with selected")
@@ -155,11 +194,17 @@ def test_latent_page_neighbours_and_projection(monkeypatch, root):
     assert len(charts(at)[1]["data"]) == 4  # the model and its three nearest zoo models
 
     # a click on a zoo point in the chart picks that model
-    at.session_state["lat_chart"] = {"selection": {"points": [{"customdata": ["zoo", 3, 0.0, 0.0]}],
-                                                   "point_indices": [3], "box": [], "lasso": []}}
-    at.run()
+    _select(at, "lat_chart", ["zoo", 3, 0.0, 0.0])
     assert (at.selectbox(key="lat_pick_group").value, at.selectbox(key="lat_pick_index").value) == ("zoo", 3)
     assert frame(at, "IoU with selected")["model"].tolist()[0] == "zoo #3"
+    # a box around several: the generated models lead, every picked model is listed
+    _select(at, "lat_chart", ["zoo", 5, 0.0, 0.0], ["generated", 2, 0.0, 0.0], ["generated", 7, 0.0, 0.0])
+    assert (at.selectbox(key="lat_pick_group").value, at.selectbox(key="lat_pick_index").value) == ("generated", 2)
+    picked = frame(at, "nearest zoo model")
+    assert picked["model"].tolist() == ["generated #2", "generated #7", "zoo #5"]
+    nn = tensors["generated.nn_index"][7].item()
+    assert picked.set_index("model").loc["generated #7", "nearest zoo model"] == f"zoo #{nn}"
+
     at.selectbox(key="lat_pick_group").set_value("generated").run()
     other = at.selectbox(key="lat_pick_index").options[-1]
     at.selectbox(key="lat_pick_index").set_value(int(other.split(":")[0][1:])).run()
@@ -169,6 +214,42 @@ def test_latent_page_neighbours_and_projection(monkeypatch, root):
     assert not at.exception and not at.error
     scatter = {t["name"]: t for t in charts(at)[0]["data"]}
     np.testing.assert_allclose(decode(scatter["zoo"]["y"]), tensors["zoo.latent_pca"][:, 1].numpy())
+    landing = next(c for c in charts(at) if c["data"] and c["data"][0]["type"] == "bar")
+    counts = np.bincount(tensors["generated.nn_index"].numpy(), minlength=zoo_rows)
+    bars = dict(zip(decode(landing["data"][0]["x"]).tolist(), decode(landing["data"][0]["y"]).tolist()))
+    assert bars == {i: int(c) for i, c in enumerate(counts) if c}
+
+
+def test_the_download_exports_the_model_in_focus_at_its_recorded_accuracy(monkeypatch, root):
+    """The Download button hands over what pdiff.export writes; loaded into the classifier, it scores
+    what the run recorded."""
+    from streamlit.runtime.media_file_manager import MediaFileManager
+
+    from pdiff.classifiers import build_classifier
+    from pdiff.data import load_dataset
+    from pdiff.pipeline import load_run_config
+
+    deferred = []
+    original = MediaFileManager.add_deferred
+    monkeypatch.setattr(MediaFileManager, "add_deferred",
+                        lambda self, fn, *a, **k: deferred.append((fn, k.get("file_name"))) or original(self, fn, *a, **k))
+    at = _select(show(open_app(monkeypatch, root), "latent"), "lat_chart", ["generated", 4, 0.0, 0.0])
+    assert at.get("download_button")[0].label == "Download classifier"
+    fn, name = deferred[-1]
+    assert name == "tiny-generated-4.safetensors"
+    from safetensors.torch import load
+
+    run = RunDir(root / "tiny")
+    config = load_run_config(run)
+    dataset = load_dataset(config.data)
+    net = build_classifier(config.classifier.arch, dataset.input_shape, dataset.num_classes).eval()
+    net.load_state_dict(load(fn()))
+    import torch
+
+    with torch.no_grad():
+        accuracy = (net(dataset.x_test).argmax(1) == dataset.y_test).double().mean().item() * 100
+    evaluation, _ = run.load("evaluation.safetensors")
+    assert accuracy == pytest.approx(evaluation["generated.accuracy"][4].item(), abs=1e-4)
 
 
 def test_similarity_page_numbers(monkeypatch, root):
@@ -178,26 +259,61 @@ def test_similarity_page_numbers(monkeypatch, root):
     assert shown["generated: median max IoU to zoo"] == f"{card['generated']['max_iou_median']:.3f}"
     assert shown["zoo: median max IoU to zoo"] == f"{card['zoo']['max_iou_median']:.3f}"
     tensors, meta = RunDir(root / "tiny").load("analysis.safetensors")
-    heatmap, scatter, hist = charts(at)
+    evaluation, _ = RunDir(root / "tiny").load("evaluation.safetensors")
+    scatter, _weights, hist, heatmap = charts(at)
     z = np.asarray(heatmap["data"][0]["z"], dtype=float) if isinstance(heatmap["data"][0]["z"], list) \
         else decode(heatmap["data"][0]["z"])
     cap = at.slider(key="sim_cap").value
     first = tensors["iou"][:min(cap, meta["sizes"][0]), :min(cap, meta["sizes"][0])].numpy()
     np.testing.assert_allclose(z[: len(first), : len(first)], first, rtol=1e-6)
+    # the memorization plot: every generated model is in exactly one marker, at its (max IoU, accuracy)
     gen = next(t for t in scatter["data"] if t["name"] == "generated")
-    np.testing.assert_allclose(decode(gen["x"]), tensors["generated.max_iou"].numpy())
+    iou, acc = tensors["generated.max_iou"].numpy(), evaluation["generated.accuracy"].numpy()
+    members = [[int(i) for i in c[3].split()] for c in gen["customdata"]]
+    assert sorted(i for m in members for i in m) == list(range(len(iou)))
+    for x, y, m in zip(decode(gen["x"]), decode(gen["y"]), members):
+        np.testing.assert_allclose(iou[m], x, rtol=1e-6)
+        np.testing.assert_allclose(acc[m], y, rtol=1e-6)
+    assert [t["name"] for t in scatter["data"]][-2:] == ["generated", "selected"]  # on top of zoo and baselines
     names = [t["name"] for t in hist["data"]]
     assert names == ["generated -> zoo", "zoo -> zoo"]
     np.testing.assert_allclose(decode(hist["data"][0]["x"]), tensors["generated.nn_distance"].numpy())
+    # the model in focus by default: the generated model most like a training checkpoint
+    assert at.selectbox(key="sim_pick_index").value == int(np.argmax(iou))
+    # clicking a stacked marker selects every model in it
+    stack = max(gen["customdata"], key=lambda c: c[2])
+    _select(at, "sim_scatter", stack)
+    listed = [int(i) for i in stack[3].split()]
+    if len(listed) > 1:
+        assert frame(at, "nearest zoo model")["model"].tolist() == [f"generated #{i}" for i in listed]
+    assert at.selectbox(key="sim_pick_index").value == listed[0]
+    at.radio(key="sim_scatter_mode").set_value("density").run()
+    assert not at.exception and not at.error
 
 
 def test_denoising_page(monkeypatch, root):
     at = show(open_app(monkeypatch, root), "denoising")
     evaluation, _ = RunDir(root / "tiny").load("evaluation.safetensors")
+    generated, _ = RunDir(root / "tiny").load("generated.safetensors")
     acc, steps = evaluation["trajectory.accuracy"].numpy(), evaluation["trajectory.steps"].tolist()
     assert metrics(at)["final mean accuracy (t=0)"] == f"{acc[-1].mean():.2f}%"
-    at.select_slider(key="den_step").set_value(steps[0]).run()
-    assert metrics(at)[f"mean accuracy of x0 at t={steps[0]}"] == f"{acc[0].mean():.2f}%"
+    assert at.select_slider(key="den_step").value == steps[0]  # the page opens at pure noise
+    assert metrics(at)["decoding pure noise (median)"] == f"{np.median(evaluation['decoder-only.accuracy']):.2f}%"
+    story = next(m.value for m in at.markdown if m.value.startswith("**What to expect.**"))
+    assert f"scores {acc[0].mean():.1f}% on average" in story
+    for step in (steps[0], steps[len(steps) // 2]):
+        at.select_slider(key="den_step").set_value(step).run()
+        current = steps.index(step)
+        assert metrics(at)[f"mean accuracy of x0 at t={step}"] == f"{acc[current].mean():.2f}%"
+        assert metrics(at)[f"generated #0: accuracy of x0 at t={step}"] == f"{acc[current, 0]:.2f}%"
+        picture = next(c for c in charts(at) if c["data"][0]["type"] == "heatmap")
+        from app.figures import as_grid
+        from pdiff.params import Normalizer
+
+        ae, _ = RunDir(root / "tiny").load("autoencoder.safetensors")
+        normalizer = Normalizer.from_state({"mean": ae["normalizer.mean"], "std": ae["normalizer.std"]})
+        x0 = normalizer.normalize(generated["trajectory"][current, 0][None].double())[0].numpy()
+        np.testing.assert_allclose(decode(picture["data"][0]["z"]), as_grid(x0), rtol=1e-4, atol=1e-5)
 
     from pdiff.diffusion import GaussianDiffusion
 
@@ -214,20 +330,53 @@ def test_denoising_page(monkeypatch, root):
     np.testing.assert_allclose(xt, np.sqrt(abar) * x0 + np.sqrt(1 - abar) * eps, rtol=1e-4, atol=1e-5)
 
 
+def test_autoencoder_page_before_and_after(monkeypatch, root):
+    at = show(open_app(monkeypatch, root), "autoencoder")
+    evaluation, _ = RunDir(root / "tiny").load("evaluation.safetensors")
+    at.number_input(key="ae_index").set_value(7).run()
+    assert not at.exception and not at.error
+    before, after = evaluation["zoo.accuracy"][7].item(), evaluation["ae-reconstruction.accuracy"][7].item()
+    text = next(m.value for m in at.markdown if m.value.startswith("zoo #7:"))
+    assert f"**{before:.2f}%** before, **{after:.2f}%** after" in text
+    heatmaps = next(c for c in charts(at) if c["data"][0]["type"] == "heatmap")
+    assert [a["text"] for a in heatmaps["layout"]["annotations"]][:2] == [f"before: zoo #7 ({before:.2f}%)",
+                                                                          f"after ({after:.2f}%)"]
+
+
 def test_compare_page(monkeypatch, root):
+    from pdiff.comparison import mover
+
     other = clone_run(root / "tiny", root, "tiny-seed1")
     manifest = read_json(other / "run.json")
     manifest["config"]["data"]["root"] = "elsewhere"  # read by no stage: the copy stays current
     write_json(other / "run.json", manifest)
+    tensors, meta = RunDir(other).load("analysis.safetensors")  # run B's generated models: 1 point better
+    gen = meta["scorecard"]["generated"]
+    gen["median"] += 1.0
+    gen["median_ci"] = [gen["median_ci"][0] + 0.5, gen["median_ci"][1] + 1.5]
+    gen["max_iou_median"] -= 0.05
+    RunDir(other).save("analysis.safetensors", tensors, meta)
     at = show(open_app(monkeypatch, root, run="tiny"), "compare")
     assert not at.error
     at.selectbox(key="cmp_a").set_value("tiny").run()
     at.selectbox(key="cmp_b").set_value("tiny-seed1").run()
+    assert at.selectbox(key="cmp_group").value == "generated"
     diff = frame(at, "key", "tiny", "tiny-seed1")
     assert diff.to_dict("records") == [{"key": "data.root", "tiny": '"data"', "tiny-seed1": '"elsewhere"'}]
     assert [t["name"] for t in charts(at)[0]["data"]] == ["tiny", "tiny-seed1"]
-    card = _card(root / "tiny")
-    assert at.dataframe[0].value.loc["generated", "median"] == pytest.approx(card["generated"]["median"])
+    a, b = _card(root / "tiny")["generated"], gen
+    table = frame(at, "metric", "B − A").set_index("metric")
+    row = table.loc["median accuracy (%)"]
+    assert (row["A: tiny"], row["B: tiny-seed1"]) == (f"{a['median']:.2f}", f"{b['median']:.2f}")
+    assert row["B − A"] == "+1.00"
+    lo, hi = mover(a["median"], a["median_ci"], b["median"], b["median_ci"])
+    assert row["95% CI of B − A"] == f"[{lo:+.2f}, {hi:+.2f}]"
+    assert table.loc["max IoU to the zoo (median)", "B − A"] == f"{b['max_iou_median'] - a['max_iou_median']:+.3f}"
+    assert table.loc["mean accuracy (%)", "B − A"] == "+0.00"  # unchanged
+    for metric in ("good models (%)", "novelty (median)", "NN distance to the zoo (median)", "IoU within the group"):
+        assert table.loc[metric, "95% CI of B − A"].startswith("["), metric  # every headline number has one
+    at.selectbox(key="cmp_group").set_value("zoo").run()
+    assert frame(at, "metric", "B − A").set_index("metric").loc["median accuracy (%)", "B − A"] == "+0.00"
 
 
 # --------------------------------------------------------------------------- new run form
@@ -327,10 +476,54 @@ def test_partial_run_says_what_is_missing(monkeypatch, root):
     assert [t.split("<br>")[1] for t in diagram["data"][0]["text"]][-2:] == ["stopped", "pending"]
     show(at, "accuracy")
     assert any("the **evaluate** stage was interrupted" in i.value for i in at.info)
+    # the hint is the command that resumes this run with its own stored config
+    assert any(f"`python -m pdiff run --out {partial.resolve()}`: on an existing run it resumes with the run's "
+               f"stored config" in i.value for i in at.info)
     for page in ("latent", "similarity"):
         show(at, page)
         assert not at.error
         assert any("the **analyse** stage has not run yet" in i.value for i in at.info), page
+
+
+def test_watching_a_run_shows_live_loss_curves_and_time_estimates(monkeypatch, root):
+    """A run in its autoencoder stage (progress.json as the pipeline writes it, a live pid): the Overview
+    draws the losses so far and says how long each stage will take (the finished tiny run is the reference)."""
+    from pdiff.pipeline import ThrottledProgress
+
+    live = clone_run(root / "tiny", root, "live")
+    manifest = read_json(live / "run.json")
+    started = time.time() - 30
+    manifest["stages"]["autoencoder"] = {"status": "running", "started": started}
+    for stage in ("diffusion", "sample", "baselines", "evaluate", "analyse"):
+        manifest["stages"][stage] = {"status": "pending"}
+    write_json(live / "run.json", manifest)
+    progress = ThrottledProgress(RunDir(live), interval=0.0)
+    for step in range(1, 4):
+        progress("collect", step, 3, {"phase": "classifier 1/1", "loss": 2.0 / step})
+    for step in range(1, 11):
+        progress("autoencoder", step, 30, {"loss": 1.0 / step})
+    history = read_json(live / "progress.json")
+    history["history"]["autoencoder"]["started"] = started
+    write_json(live / "progress.json", history)
+    monkeypatch.setattr(launcher, "active_pid", lambda path: 4242 if Path(path).name == "live" else None)
+
+    at = show(open_app(monkeypatch, root, run="live"), "overview")
+    assert at.sidebar.button(key="cancel")
+    curves = next(c for c in charts(at) if len(c["data"]) == 2 and c["data"][0].get("mode") == "lines")
+    assert [a["text"] for a in curves["layout"]["annotations"]] == ["collect: classifier 1/1", "autoencoder"]
+    np.testing.assert_allclose(decode(curves["data"][1]["y"]), [1.0 / s for s in range(1, 11)], rtol=1e-6)
+    stages = frame(at, "stage", "expected").set_index("stage")["expected"]
+    # 10 of 30 steps in 30 s (and the second or so the test took): 60 s to go
+    assert stages["autoencoder"].startswith("~1 min 0") and stages["autoencoder"].endswith("left (from its progress)")
+    seconds = read_json(root / "tiny" / "run.json")["stages"]["diffusion"]["seconds"]
+    assert stages["diffusion"] == f"~{figures_format(seconds)} (another run, same settings)"
+    assert stages["collect"] == ""  # done: its time is in the time column
+
+
+def figures_format(seconds: float) -> str:
+    from app.figures import format_seconds
+
+    return format_seconds(seconds)
 
 
 def test_a_one_checkpoint_zoo_renders_every_page(monkeypatch, tmp_path, lone_zoo_run):

@@ -40,6 +40,19 @@ def test_pipeline_diagram_one_box_per_stage():
     assert len(fig.layout.annotations) == 2  # arrows between stages
 
 
+def test_accuracy_histogram_shares_bins_centred_on_the_accuracy_grid():
+    step = 100 / 540  # one test sample of 540
+    acc = {"zoo": np.arange(520, 531) * step, "generated": np.array([525, 525, 526]) * step}
+    fig = figures.accuracy_distributions(acc, "histogram", resolution=step)
+    assert {t.histnorm for t in fig.data} == {"percent"}  # shares: groups of different sizes compare
+    bins = {(t.xbins.start, t.xbins.size) for t in fig.data}
+    assert len(bins) == 1  # one set of bins for every group
+    start, size = bins.pop()
+    assert size == pytest.approx(step) and start == pytest.approx(520 * step - step / 2)  # centred on the grid
+    wide = figures.accuracy_distributions({"g": np.array([0.0, 100.0])}, "histogram", resolution=step)
+    assert wide.data[0].xbins.size == pytest.approx(step * 5)  # at most 120 bins: a whole number of samples
+
+
 @pytest.mark.parametrize("kind", ["violin", "histogram"])
 def test_accuracy_distributions(kind):
     acc = _acc()
@@ -79,6 +92,8 @@ def test_projection_scatter(colour_by):
     assert (fig.data[-1].x[0], fig.data[-1].y[0]) == tuple(points["generated"][3])
     if colour_by == "accuracy":
         np.testing.assert_array_equal(traces["zoo"].marker.color, acc["zoo"])
+        assert fig.layout.legend.y < 0 < fig.layout.coloraxis.colorbar.x  # legend below, colour bar at the right
+    assert fig.layout.dragmode == "zoom" and fig.layout.clickmode == "event+select"
 
 
 def test_grid_roundtrip_and_weight_heatmaps():
@@ -106,12 +121,36 @@ def test_iou_heatmap_blocks():
     assert len(fig.layout.shapes) == 4  # two boundaries, each drawn across and down
 
 
-def test_memorization_scatter_and_nn_histograms():
-    acc, iou = _acc(), {g: RNG.uniform(0, 1, n) for g, n in GROUPS.items()}
-    fig = figures.memorization_scatter(iou, acc, zoo_range=(60, 70))
-    assert [t.name for t in fig.data] == list(GROUPS)
-    np.testing.assert_array_equal(fig.data[1].x, iou["generated"])
-    np.testing.assert_array_equal(fig.data[1].y, acc["generated"])
+def test_memorization_scatter_stacks_models_on_one_marker_and_draws_groups_in_order():
+    iou = {"zoo": np.array([1.0, 1.0, 0.9, 1.0]), "generated": np.array([0.9, 0.9, 0.9, 0.8, 0.9]),
+           "gaussian": np.array([0.5, 0.6])}
+    acc = {"zoo": np.array([98.0, 98.0, 97.5, 98.0]), "generated": np.array([98.0, 98.0, 98.0, 97.0, 97.5]),
+           "gaussian": np.array([90.0, 91.0])}
+    fig = figures.memorization_scatter(iou, acc, zoo_range=(97.5, 98.0), resolution=0.5,
+                                       selected=[("generated", 3)])
+    assert [t.name for t in fig.data] == ["gaussian", "zoo", "generated", "selected"]  # generated on top
+    assert [t.legendrank for t in fig.data[:3]] == [3, 1, 2]  # the legend keeps the given order
+    gen = fig.data[2]
+    # five models on three distinct points: (0.9, 98) x3, (0.8, 97), (0.9, 97.5)
+    assert list(gen.x) == [0.9, 0.8, 0.9] and list(gen.y) == [98.0, 97.0, 97.5]
+    assert [c[2] for c in gen.customdata] == [3, 1, 1] and gen.customdata[0][3] == "0 1 2"
+    assert gen.marker.size[0] > gen.marker.size[1] == gen.marker.size[2]  # the stack of three is larger
+    assert fig.data[1].customdata[0][3] == "0 1 3"
+    assert (fig.data[-1].x[0], fig.data[-1].y[0]) == (0.8, 97.0)  # the selected model's ring
+    assert "0.5 points" in fig.layout.yaxis.title.text
+    assert fig.layout.dragmode == "zoom"  # a click selects (with dragmode "select" it would not)
+    density = figures.memorization_scatter(iou, acc, mode="density")
+    assert {t.type for t in density.data} == {"histogram2dcontour", "scatter"}
+    medians = {t.name: (t.x[0], t.y[0]) for t in density.data if t.type == "scatter"}
+    assert medians["generated (median)"] == (0.9, 98.0)
+
+
+def test_stack_points():
+    stacks = figures.stack_points(np.array([1, 2, 1, 1]), np.array([5, 5, 5, 6]))
+    assert stacks == [(1.0, 5.0, [0, 2]), (2.0, 5.0, [1]), (1.0, 6.0, [3])]
+
+
+def test_nn_histograms():
     dist = {"generated": RNG.uniform(0, 2, 7), "zoo": RNG.uniform(0, 1, 12)}
     fig = figures.nn_histograms(dist)
     assert [t.name for t in fig.data] == ["generated -> zoo", "zoo -> zoo"]
@@ -119,13 +158,37 @@ def test_memorization_scatter_and_nn_histograms():
     assert fig.data[0].xbins.size == fig.data[1].xbins.size  # shared bins
 
 
+def test_nearest_zoo_histogram_counts_models_per_checkpoint():
+    fig = figures.nearest_zoo_histogram({"generated": np.array([3, 3, 5, 3, -1]), "gaussian": np.array([0])}, 8)
+    bars = {t.name: dict(zip(t.x, t.y)) for t in fig.data}
+    assert bars["generated"] == {3: 3, 5: 1} and bars["gaussian"] == {0: 1}  # index -1 (no neighbour) ignored
+    assert tuple(fig.layout.xaxis.range) == (-0.5, 7.5)
+
+
+def test_loss_curves_and_reconstruction_scatter():
+    curves = {"collect: classifier 1/1": (np.arange(5), np.array([2.0, 1.0, 0.5, 0.0, 0.2])),
+              "autoencoder": (np.arange(3), np.array([1.0, 0.1, 0.01]))}
+    fig = figures.loss_curves(curves)
+    assert len(fig.data) == 2 and [a.text for a in fig.layout.annotations] == list(curves)
+    np.testing.assert_array_equal(fig.data[0].y, [2.0, 1.0, 0.5, 0.2])  # a zero loss cannot go on a log axis
+    assert fig.layout.yaxis.type == "log" and fig.layout.yaxis2.type == "log"
+    before, after = RNG.normal(size=10), RNG.normal(size=10)
+    fig = figures.reconstruction_scatter(before, after, [("w", 0, 6), ("b", 6, 10)])
+    assert [t.name for t in fig.data] == ["w", "b", "perfect reconstruction"]
+    np.testing.assert_array_equal(fig.data[1].x, before[6:])
+    np.testing.assert_array_equal(fig.data[1].y, after[6:])
+
+
 def test_trajectory_figures():
     steps = np.array([99, 60, 30, 0])
     acc = RNG.uniform(10, 90, size=(4, 3))
-    fig = figures.trajectory_accuracy(steps, acc, current=2, zoo_range=(60, 70))
+    fig = figures.trajectory_accuracy(steps, acc, current=2, zoo_range=(60, 70),
+                                      references={"decoding pure noise (median)": 55.0})
     assert len(fig.data) == 3
     np.testing.assert_array_equal(fig.data[1].y, acc[:, 1])
     assert fig.layout.shapes[0].x0 == 30
+    assert fig.layout.shapes[-1].y0 == fig.layout.shapes[-1].y1 == 55.0
+    assert any(a.text == "decoding pure noise (median)" for a in fig.layout.annotations)
     path = RNG.normal(size=(4, 3, 2))
     background = {"zoo": RNG.normal(size=(12, 2)), "generated": RNG.normal(size=(7, 2))}
     fig = figures.trajectory_projection(background, path, current=2, steps=steps)
@@ -174,3 +237,42 @@ def test_stage_frame():
                                 {"name": "autoencoder", "status": "failed", "error": "ValueError: x"}])
     assert frame["time"].tolist() == ["1 min 15 s", ""]
     assert frame["metrics"].tolist() == ["dim=394", "ValueError: x"]
+    assert "expected" not in frame
+
+    from pdiff.estimate import Estimate
+
+    frame = tables.stage_frame([{"name": "autoencoder", "status": "running", "seconds": 10.0},
+                                {"name": "diffusion", "status": "pending"}],
+                               {"autoencoder": Estimate(30.0, "from its progress"),
+                                "diffusion": Estimate(90.0, "another run, same settings")})
+    assert frame["expected"].tolist() == ["~30.0 s left (from its progress)", "~1 min 30 s (another run, same settings)"]
+
+
+def test_evidence_difference_and_selection_frames():
+    card = {"zoo": {"n": 4, "median": 98.0, "median_ci": [97.5, 98.5], "max_iou_median": 1.0,
+                    "max_iou_median_ci": [1.0, 1.0], "distinct_predictions": 3, "nn_top_share": 0.5},
+            "generated": {"n": 5, "median": 97.25, "median_ci": [97.0, 97.5], "max_iou_median": None,
+                          "distinct_predictions": 1}}
+    frame = tables.evidence_frame(card)
+    assert list(frame.index) == ["generated", "zoo"]  # the generated models first
+    assert frame.loc["zoo", "median acc. %"] == "98.00 [97.50, 98.50]"
+    assert frame.loc["zoo", "max IoU"] == "1.000 [1.000, 1.000]" and frame.loc["generated", "max IoU"] == "–"
+    assert frame.loc["generated", "distinct"] == "1 of 5" and frame.loc["zoo", "top-3 NN"] == "50%"
+
+    from pdiff.comparison import compare_rows
+
+    diffs = compare_rows({"median": 90.0, "median_ci": [89.0, 91.0], "distinct_predictions": 3},
+                         {"median": 92.0, "median_ci": [91.5, 92.5], "distinct_predictions": 5})
+    table = tables.difference_frame(diffs, "A: a", "B: b")
+    assert table.columns.tolist() == ["metric", "A: a", "B: b", "B − A", "95% CI of B − A"]
+    row = table.set_index("metric").loc["median accuracy (%)"]
+    assert (row["A: a"], row["B: b"], row["B − A"]) == ("90.00", "92.00", "+2.00")
+    lo, hi = 2 - np.hypot(0.5, 1.0), 2 + np.hypot(0.5, 1.0)
+    assert row["95% CI of B − A"] == f"[{lo:+.2f}, {hi:+.2f}]"
+    assert table.set_index("metric").loc["distinct prediction vectors", "95% CI of B − A"] == "–"
+
+    selected = tables.selection_frame([("generated", 1), ("zoo", 0)], {"generated": [90, 91], "zoo": [92]},
+                                      {"generated": [0.5, 0.6], "zoo": [0.9]}, {"generated": [0, 3], "zoo": [-1]},
+                                      {"generated": [1.0, 2.0], "zoo": [0.0]})
+    assert selected["model"].tolist() == ["generated #1", "zoo #0"]
+    assert selected["nearest zoo model"].tolist() == ["zoo #3", "–"]

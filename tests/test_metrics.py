@@ -153,3 +153,26 @@ def test_a_lone_model_has_no_neighbour_when_self_is_excluded():
     assert torch.isnan(dist).all() and idx.tolist() == [-1]
     with pytest.raises(ValueError, match="the models compared with themselves"):
         metrics.nearest_neighbour(torch.randn(2, 4), torch.randn(3, 4), exclude_self=True)
+
+
+def test_mean_off_diagonal_ci_brackets_the_mean_and_skips_self_pairs():
+    g = torch.Generator().manual_seed(0)
+    sim = torch.rand(30, 30, generator=g)
+    sim = (sim + sim.T) / 2
+    sim.fill_diagonal_(1.0)
+    lo, hi = metrics.mean_off_diagonal_ci(sim, 500, generator=g)
+    assert lo <= metrics.mean_off_diagonal(sim) <= hi
+    # identical members: every off-diagonal pair is 1, whatever the resample (self pairs would also be 1)
+    assert metrics.mean_off_diagonal_ci(torch.ones(5, 5), 100, generator=g) == (1.0, 1.0)
+    # members that share nothing: a resample counting a member against itself would be above 0
+    assert metrics.mean_off_diagonal_ci(torch.eye(6), 200, generator=g) == (0.0, 0.0)
+    assert metrics.mean_off_diagonal_ci(torch.ones(1, 1), 10) is None
+
+
+def test_nearest_concentration():
+    top, share, targets = metrics.nearest_concentration(torch.tensor([5, 5, 7, 5, 9, 7, -1, 2]), top=2)
+    assert top == [5, 7] and share == pytest.approx(5 / 7) and targets == 4  # -1 (no neighbour) is ignored
+    top, share, targets = metrics.nearest_concentration(torch.tensor([3, 1, 2]))
+    assert top == [1, 2, 3] and share == 1.0  # ties: the lower index first
+    top, share, targets = metrics.nearest_concentration(torch.tensor([-1]))
+    assert top == [] and math.isnan(share) and targets == 0

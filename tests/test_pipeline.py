@@ -273,3 +273,23 @@ def test_progress_file_tracks_the_last_stage(micro_run):
     progress = micro_run.progress()
     assert progress is not None and progress["stage"] == "analyse" and progress["done"] == progress["total"]
     assert json.loads(micro_run.file("progress.json").read_text())["stage"] == "analyse"
+
+
+def test_progress_keeps_each_phases_losses_for_live_curves(tmp_path):
+    from pdiff.pipeline import ThrottledProgress
+    from pdiff.runs import RunDir
+
+    run = RunDir(tmp_path)
+    progress = ThrottledProgress(run, interval=0.0, max_points=8)
+    for step in range(1, 4):
+        progress("collect", step, 3, {"phase": "classifier 1/1", "loss": 1.0 / step})
+    for step in range(1, 21):
+        progress("autoencoder", step, 20, {"loss": 0.5})
+    progress("evaluate", 1, 2, {"group": "zoo"})  # no loss: no curve
+    history = json.loads(run.file("progress.json").read_text())["history"]
+    assert list(history) == ["autoencoder", "collect: classifier 1/1"]  # JSON keys sorted; "started" orders them
+    assert [p[2] for p in history["collect: classifier 1/1"]["points"]] == [1.0, 0.5, 1.0 / 3]
+    assert history["collect: classifier 1/1"]["started"] <= history["autoencoder"]["started"]
+    curve = history["autoencoder"]
+    assert len(curve["points"]) <= 8 and curve["every"] > 1  # thinned: every other point, twice over
+    assert [p[0] for p in curve["points"]] == list(range(1, 21, curve["every"]))

@@ -2,6 +2,7 @@
 import streamlit as st
 
 from app import data, figures, tables, ui
+from pdiff.glossary import define_group, define_metric
 
 st.title("Accuracy")
 ui.intro("Each shape is one group of models: the trained zoo, the generated models and the baselines. "
@@ -21,12 +22,22 @@ with ui.guard(run):
         chosen = left.multiselect("Groups", groups, default=default, key="acc_groups")
         zoo = accuracy.get("zoo")
         zoo_range = (float(zoo.min()), float(zoo.max())) if zoo is not None and len(zoo) else None
-        st.plotly_chart(figures.accuracy_distributions({g: accuracy[g] for g in chosen}, kind, zoo_range),
-                        key="acc_chart")
+        resolution = data.test_resolution(run)
+        st.plotly_chart(figures.accuracy_distributions({g: accuracy[g] for g in chosen}, kind, zoo_range,
+                                                       resolution[1] if resolution else None), key="acc_chart")
+        if resolution:
+            st.caption(f"{resolution[0]} test samples: one sample is {resolution[1]:.3g} points of accuracy, so "
+                       f"accuracies fall on a grid and many models share a value. Histograms show each group's share "
+                       f"of its models per bin, on bins centred on that grid.")
         card = data.scorecard(run)
         st.dataframe(tables.scorecard_frame(card, tables.ACCURACY, [g for g in groups if g in card]),
                      width="stretch", key="acc_table",
-                     column_config={c: st.column_config.NumberColumn(format="%.2f")
-                                    for c in ("best", "mean", "median", "min", "std")})
+                     column_config={c: st.column_config.NumberColumn(format="%.2f", help=define_metric(c))
+                                    for c in ("best", "mean", "median", "min", "std")}
+                     | {c: st.column_config.TextColumn(c, help=define_metric("ci"))
+                        for c in ("mean 95% CI", "median 95% CI")})
+        with st.expander("What each group is"):
+            st.dataframe([{"group": g, "what it is": define_group(g)} for g in groups], hide_index=True,
+                         width="stretch", key="acc_groups_help")
         if not data.done(run, "analyse"):
             st.caption("The 95% intervals appear when the analyse stage has run.")

@@ -1,12 +1,15 @@
-"""Compare: two runs side by side: accuracy distributions, scorecards and config differences."""
+"""Compare: two runs side by side: B - A with intervals for every headline number, both verdicts,
+the accuracy distributions and the settings that differ."""
 import streamlit as st
 
 from app import data, figures, tables, ui
+from pdiff.comparison import compare_rows
 from pdiff.runs import RunDir, RunError, safe_run_path
 
 st.title("Compare runs")
-ui.intro("Pick two runs to see what a change of settings did. The violins put the same group of both runs next "
-         "to each other, the scorecards give the numbers, and the last table lists every setting that differs.")
+ui.intro("Pick two runs to see what a change of settings did. The table gives every headline number of one group "
+         "in both runs, their difference B − A and its 95% interval: the change is real where the interval does not "
+         "include 0. Below: both verdicts, the accuracy distributions and every setting that differs.")
 
 names = data.list_run_names()
 if not names:
@@ -16,32 +19,52 @@ if len(names) < 2:
     st.info("Comparing needs two runs; launch another one on the New run page.")
     st.stop()
 current = st.session_state.get(ui.RUN_KEY)
-c1, c2 = st.columns(2)
+c1, c2, c3 = st.columns([2, 2, 1])
 name_a = c1.selectbox("Run A", names, index=names.index(current) if current in names else 0, key="cmp_a")
 others = [n for n in names if n != name_a]
 finished = [n for n in others if data.run_summary(RunDir(data.root() / n)) == "done"]
 name_b = c2.selectbox("Run B", names, index=names.index((finished or others)[0]), key="cmp_b",
                       help="By default the newest finished run other than A.")
 runs = {}
-for col, name in ((c1, name_a), (c2, name_b)):
-    with col:
-        try:
-            runs[name] = RunDir(safe_run_path(name, data.root()))
-        except RunError as exc:
-            st.error(str(exc))
+for name in (name_a, name_b):
+    try:
+        runs[name] = RunDir(safe_run_path(name, data.root()))
+    except RunError as exc:
+        st.error(str(exc))
 
-accuracies, cards = {}, {}
-for col, (name, run) in zip((c1, c2), runs.items()):
-    with col, ui.guard(run):
-        if ui.need(run, "evaluate", f"{name}'s accuracies"):
-            accuracies[name] = data.accuracy(run)
-            cards[name] = data.scorecard(run)
-            st.caption(f"**{name}**")
-            st.dataframe(tables.scorecard_frame(cards[name], tables.ACCURACY), width="stretch", key=f"cmp_card_{name}",
-                         column_config={c: st.column_config.NumberColumn(format="%.2f")
-                                        for c in ("best", "mean", "median", "min", "std")})
+accuracies, cards, complete = {}, {}, {}
+if name_a == name_b:
+    st.info("Run A and run B are the same run; pick two different ones.")
+else:
+    for name, run in runs.items():
+        with ui.guard(run):
+            if ui.need(run, "evaluate", f"{name}'s numbers"):
+                accuracies[name] = data.accuracy(run)
+                table = data.table(run)
+                cards[name], complete[name] = table.rows, table.complete
 
-if len(accuracies) == 2 and name_a != name_b:
+if len(cards) == 2:
+    common = [g for g in cards[name_a] if g in cards[name_b]]
+    group = c3.selectbox("Group", common, index=common.index("generated") if "generated" in common else 0,
+                         key="cmp_group")
+    differences = compare_rows(cards[name_a][group], cards[name_b][group])
+    st.subheader(f"{group}: B − A")
+    st.dataframe(tables.difference_frame(differences, f"A: {name_a}", f"B: {name_b}"), hide_index=True,
+                 width="stretch", key="cmp_diff_table", height=38 + 35 * len(differences))
+    st.caption("95% interval of B − A from the two runs' own bootstrap intervals (MOVER, Zou & Donner 2008: the "
+               "runs are independent samples). Counts and the ensemble gain have no interval. Fidelity numbers "
+               "appear once the analysis measures them."
+               + ("" if all(complete.values()) else " One run's analysis is not current: only accuracy is compared."))
+    verdicts = {name: data.verdict(run) for name, run in runs.items()}
+    cols = st.columns(2)
+    for col, (name, result) in zip(cols, verdicts.items()):
+        with col.container(border=True):
+            st.markdown(f"**{name}**")
+            st.markdown(result.headline if result is not None else "No verdict yet (the analysis is not current).")
+            for caveat in result.caveats if result is not None else ():
+                st.caption(f":material/warning: {caveat}")
+
+if len(accuracies) == 2:
     common = [g for g in accuracies[name_a] if g in accuracies[name_b]]
     chosen = st.multiselect("Groups", common, default=[g for g in common if g in ("zoo", "generated")] or common[:2],
                             key="cmp_groups")

@@ -1,14 +1,15 @@
-"""Latent space: every model in one 2D map; pick a model to see its nearest zoo models."""
-import numpy as np
+"""Latent space: every model in one 2D map; click (or box/lasso) models to see them beside their
+nearest zoo models; where in the zoo the generated models land."""
 import streamlit as st
 
-from app import data, figures, ui
+from app import data, figures, neighbours, ui
 
 st.title("Latent space")
 ui.intro("Every dot is one model, placed so that models with similar parameters (or autoencoder latents) sit close "
          "together: UMAP keeps neighbourhoods, PCA keeps straight-line distances. Generated models lying on top of "
-         "zoo models may be copies; ones spread between them are new. Click a model (or pick it below) to see its "
-         "parameters beside its three nearest zoo models, with their accuracy and IoU.")
+         "zoo models may be copies; ones spread between them are new. **Click a dot** to see that model beside "
+         "its three nearest zoo models; pick *Box select* or *Lasso select* in the chart's toolbar to select "
+         "several.")
 
 run = ui.selected_run()
 with ui.guard(run):
@@ -31,59 +32,29 @@ with ui.guard(run):
         suffix = f"{'params' if space == 'parameters' else 'latent'}_{method.lower()}"
         points = {g: tensors[f"{g}.{suffix}"] for g in shown}
 
-        # A click on the chart (its last selection) picks the model shown below.
-        event = st.session_state.get("lat_chart")
-        picked = (event or {}).get("selection", {}).get("points", []) if event else []
-        if picked and isinstance(picked[0].get("customdata"), list):
-            g, i = picked[0]["customdata"][0], int(picked[0]["customdata"][1])
-            if g in groups and (g, i) != st.session_state.get("_lat_last_pick"):
-                st.session_state["_lat_last_pick"] = (g, i)
-                st.session_state["lat_pick_group"], st.session_state["lat_pick_index"] = g, i
-
-        s1, s2 = st.columns(2)
-        default_group = "generated" if "generated" in groups else groups[0]
-        if st.session_state.get("lat_pick_group") not in groups:
-            st.session_state["lat_pick_group"] = default_group
-        group = s1.selectbox("Model group", groups, key="lat_pick_group")
-        n = sizes[groups.index(group)]
-        if not 0 <= st.session_state.get("lat_pick_index", 0) < n:
-            st.session_state["lat_pick_index"] = 0
-        order = np.argsort(-accuracy[group], kind="stable").tolist()
-        index = s2.selectbox("Model (best first)", order, key="lat_pick_index",
-                             format_func=lambda i: f"#{i}: {accuracy[group][i]:.2f}%, max IoU {max_iou[group][i]:.3f}")
-        neighbours = tensors[f"{group}.neighbours"][index].tolist()
+        neighbours.sync_selection("lat_chart", "lat", groups, sizes)  # a click or box in the chart
+        group, index = neighbours.pickers("lat", groups, sizes, accuracy, max_iou)
+        selected = neighbours.selected_models("lat", (group, index))
+        nearest = tensors[f"{group}.neighbours"][index].tolist()
 
         fig = figures.projection_scatter(points, {g: accuracy[g] for g in shown}, max_iou, colour,
-                                         selected=(group, index), neighbours=neighbours,
+                                         selected=(group, index), neighbours=nearest,
                                          axis_title=f"{method} ({space})")
-        st.plotly_chart(fig, key="lat_chart", on_select="rerun", selection_mode="points")
+        st.plotly_chart(fig, key="lat_chart", on_select="rerun", selection_mode=figures.SELECTION_MODES)
+        neighbours.selection_table(run, selected, "lat")
+        neighbours.focus_panel(run, group, index, "lat")
 
-        st.subheader(f"{group} #{index} beside its nearest zoo models")
-        params = data.params(run)
-        vectors = np.stack([params[group][index]] + [params["zoo"][j] for j in neighbours])
-        offsets = dict(zip(groups, np.cumsum([0, *sizes[:-1]]).tolist()))
-        row = offsets[group] + index
-        iou = tensors["iou"]
-        names = [f"{group} #{index}"] + [f"zoo #{j}" for j in neighbours]
-        v1, v2 = st.columns(2)
-        scale = v1.radio("Values", ["normalized per tensor", "raw"], horizontal=True, key="lat_values",
-                         help="normalized: each tensor z-scored over the zoo, as the autoencoder sees it, so small "
-                              "and large tensors show alike")
-        difference = v2.toggle("Show differences from the selected model", key="lat_diff",
-                               help="Zoo columns become (zoo - selected): near-white means nearly the same weights.")
-        shown_vectors = data.normalized(run, vectors) if scale.startswith("normalized") else vectors.copy()
-        if difference:
-            shown_vectors[1:] = shown_vectors[1:] - shown_vectors[0]
-        st.plotly_chart(figures.weight_heatmaps(shown_vectors, names), key="lat_heatmap")
-        st.caption("Each image is one parameter vector laid out row by row (blank cells pad the square). "
-                   "The nearest zoo models are the three closest in L2 over the raw parameters.")
-        table = {
-            "model": names,
-            "accuracy (%)": [float(accuracy[group][index])] + [float(accuracy["zoo"][j]) for j in neighbours],
-            "L2 distance": [0.0] + [float(np.linalg.norm(vectors[0] - params["zoo"][j])) for j in neighbours],
-            "IoU with selected": [1.0] + [float(iou[row, offsets["zoo"] + j]) for j in neighbours],
-        }
-        st.dataframe(table, hide_index=True, key="lat_neighbours",
-                     column_config={"accuracy (%)": st.column_config.NumberColumn(format="%.2f"),
-                                    "L2 distance": st.column_config.NumberColumn(format="%.3f"),
-                                    "IoU with selected": st.column_config.NumberColumn(format="%.3f")})
+        st.subheader("Where in the zoo do the generated models land?")
+        nn_index = data.group_arrays(run, "nn_index")
+        landing = st.multiselect("Groups", groups, default=[g for g in ("generated",) if g in groups],
+                                 key="lat_landing_groups")
+        st.plotly_chart(figures.nearest_zoo_histogram({g: nn_index[g] for g in landing}, sizes[0]), key="lat_landing")
+        card = data.scorecard(run)
+        if "generated" in card and card["generated"].get("nn_top"):
+            gen = card["generated"]
+            top = ", ".join(f"#{i}" for i in sorted(gen["nn_top"]))
+            st.caption(f"Each bar counts the models whose nearest training checkpoint (L2 over the raw parameters) is "
+                       f"that checkpoint; the zoo is in SGD order. {round(gen['nn_top_share'] * gen['n'])} of "
+                       f"{gen['n']} generated models are nearest to checkpoints {top}, and {gen['nn_targets']} of "
+                       f"the zoo's {sizes[0]} checkpoints are nearest to any: a generator that covered its training "
+                       f"set would spread over the whole axis.")

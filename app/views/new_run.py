@@ -10,7 +10,8 @@ st.title("New run")
 ui.intro("Choose a preset and the main sizes, then launch: the run builds in the background with the same "
          "code as `python -m pdiff run`, its progress shows in the sidebar, and the other pages fill in as its "
          "stages finish. Fewer checkpoints and steps make a quicker, rougher run; every value is checked before "
-         "anything starts.")
+         "anything starts. To resume a stopped run, select it and press *Resume* in the sidebar (or run "
+         "`python -m pdiff run --out DIR`, which resumes an existing run with its stored config).")
 
 preset_name = st.selectbox("Preset", list(cfg.PRESET_OVERRIDES), key="new_preset",
                            format_func=lambda p: f"{p}: {cfg.PRESET_HELP.get(p, '')}")
@@ -44,6 +45,7 @@ with st.form("new_run_form"):
     extra = st.text_area("More settings (one key=value per line)", key=f"new_extra_{preset_name}",
                          placeholder="classifier.epochs=10\nautoencoder.latent_dim=32",
                          help="Any key listed by `python -m pdiff presets --keys`.")
+    problem = st.empty()  # errors show here, beside the button the user just pressed
     submitted = st.form_submit_button("Launch run", type="primary")
 
 if submitted:
@@ -55,7 +57,8 @@ if submitted:
         path = safe_run_path(run_name, data.root())
         launcher.launch(path, preset_name, overrides)
     except (cfg.ConfigError, RunError, OSError) as exc:
-        st.error(str(exc), icon=":material/warning:")
+        problem.error(str(exc), icon=":material/warning:")
+        st.toast(f"Not launched: {exc}", icon=":material/warning:")
     else:
         ui.select_run(run_name)
         st.success(f"Started {run_name}: `{' '.join(launcher.command(path, preset_name, overrides)[1:])}`")

@@ -1,16 +1,55 @@
-"""Overview: the pipeline with each stage's status and time, the headline table, the config."""
+"""Overview: the answer to "new or memorized?" with the numbers behind it, the pipeline with each
+stage's status, time and training curves, the headline table and the config."""
+from dataclasses import asdict
+
 import streamlit as st
 
 from app import data, tables, ui
 from pdiff.config import RunConfig
+from pdiff.glossary import define_metric
+
+ANSWERS = {  # answer -> (label, colour, icon)
+    "new": ("New models", "green", ":material/auto_awesome:"),
+    "memorized": ("Memorized", "orange", ":material/content_copy:"),
+    "collapsed": ("Collapsed", "red", ":material/compress:"),
+    "worse": ("Worse than the zoo", "red", ":material/trending_down:"),
+    "unknown": ("No answer yet", "gray", ":material/hourglass_top:"),
+}
+STATUS_ICONS = {"good": ":green[:material/check_circle:]", "bad": ":red[:material/cancel:]",
+                "unknown": ":gray[:material/help:]"}
 
 st.title("Overview")
-ui.intro("A run trains a zoo of classifier checkpoints, compresses their parameters with an autoencoder, learns "
-         "to generate new latents with diffusion, then samples, evaluates and analyses new models. Each box is one "
-         "stage, coloured by its status and labelled with its time. The table compares the trained zoo with the "
-         "generated models and with baselines that any generator should beat.")
+ui.intro("Did the generator make new, good models, or copy its training checkpoints? The answer below is computed "
+         "from this run's metrics (pdiff.verdict), with the numbers and 95% bootstrap intervals it rests on. "
+         "Every term is defined on the Glossary page and in the help (?) beside it.")
 
 run = ui.selected_run()
+
+with ui.guard(run):
+    if data.done(run, "analyse"):
+        result = data.verdict(run)
+        label, colour, icon = ANSWERS.get(result.answer, ANSWERS["unknown"])
+        with st.container(border=True, key="verdict"):
+            st.markdown(f"### {icon} :{colour}[{label}]" + (" :gray[(weak evidence)]" if result.weak else ""))
+            st.markdown(result.headline)
+            for item in result.evidence:
+                head, _, rest = item.text.partition(": ")
+                st.markdown(f"{STATUS_ICONS.get(item.status, '')} **{head}:** {rest}")
+            for caveat in result.caveats:
+                st.caption(f":material/warning: {caveat}")
+        card = data.scorecard(run)
+        st.markdown("**The numbers behind it** (value [95% bootstrap interval]; hover a column for its meaning)")
+        st.dataframe(tables.evidence_frame(card), width="stretch", key="evidence", column_config={
+            title: st.column_config.TextColumn(title, help=define_metric(key)) for key, title, _ in tables.EVIDENCE})
+        resolution = data.test_resolution(run)
+        if resolution:
+            st.caption(f"The test split has {resolution[0]} samples: accuracy moves in steps of {resolution[1]:.3g} "
+                       f"points. Groups are defined on the Glossary page; the zoo's own similarity numbers compare "
+                       f"each checkpoint with the *other* checkpoints.")
+    else:
+        ui.need(run, "analyse", "the answer to 'new or memorized?'")
+
+st.subheader("Pipeline")
 ui.pipeline(run)
 
 st.subheader("Headline: zoo vs generated vs baselines")
@@ -20,14 +59,17 @@ with ui.guard(run):
         if "zoo" in card and "generated" in card:
             zoo, gen = card["zoo"], card["generated"]
             cols = st.columns(4)
-            cols[0].metric("Zoo median accuracy", f"{zoo['median']:.2f}%")
+            cols[0].metric("Zoo median accuracy", f"{zoo['median']:.2f}%", help=define_metric("median"))
             cols[1].metric("Generated median accuracy", f"{gen['median']:.2f}%",
-                           delta=f"{gen['median'] - zoo['median']:+.2f} vs zoo")
-            cols[2].metric("Generated best", f"{gen['best']:.2f}%", delta=f"{gen['best'] - zoo['best']:+.2f} vs zoo")
-            if "novelty_median" in gen:
+                           delta=f"{gen['median'] - zoo['median']:+.2f} vs zoo", delta_color="off",
+                           help="Against the zoo's median; whether the difference means anything is in the verdict "
+                                "above (intervals), not in the colour of an arrow.")
+            if gen.get("distinct_predictions") is not None:
+                cols[2].metric("Generated: distinct predictions", f"{gen['distinct_predictions']} of {gen['n']}",
+                               help=define_metric("distinct_predictions"))
+            if gen.get("novelty_median") is not None:
                 cols[3].metric("Generated novelty (median)", f"{gen['novelty_median']:.3f}",
-                               help="1 - max IoU of wrong predictions to any zoo model "
-                                    "(0 = the same mistakes as some zoo model)")
+                               help=define_metric("novelty"))
         st.dataframe(tables.scorecard_frame(card), width="stretch", key="headline", column_config={
             c: st.column_config.NumberColumn(format="%.3f" if "IoU" in c or "novelty" in c or "NN" in c else "%.2f")
             for c in ("best", "mean", "median", "min", "std", "max IoU (median)", "novelty (median)",
@@ -41,8 +83,6 @@ with ui.guard(run):
     manifest = data.manifest(run)
     config = data.config_dict(run)
     show_all = st.toggle("Show every key (otherwise only keys that differ from the defaults)", key="config_all")
-    from dataclasses import asdict
-
     frame = tables.config_frame(config, asdict(RunConfig()))
     shown = frame if show_all else frame[frame["changed"]]
     if shown.empty:

@@ -2,14 +2,15 @@
 import numpy as np
 import streamlit as st
 
-from app import data, figures, ui
+from app import data, figures, neighbours, ui
+from pdiff.glossary import define_metric
 
 st.title("Similarity")
 ui.intro("Two models are similar when they get the same test samples wrong: their similarity is the IoU of their "
-         "sets of wrong predictions (1 = identical mistakes). Good new models sit high and left in the scatter, "
-         "copies of training checkpoints at the right near IoU 1. The histograms compare each model's parameter "
-         "distance to its nearest zoo model: generated models far closer to the zoo than zoo models are to each "
-         "other are copies.")
+         "sets of wrong predictions (1 = identical mistakes). In the memorization plot good new models sit high and "
+         "left, copies of training checkpoints at the right near IoU 1. Distances in parameter space tell a "
+         "different story only in appearance: the zoo is one SGD run whose neighbouring checkpoints are a small step "
+         "apart, so a generated model can be many such steps away and still make the same mistakes.")
 
 run = ui.selected_run()
 with ui.guard(run):
@@ -23,12 +24,53 @@ with ui.guard(run):
 
         cols = st.columns(3)
         for col, g in zip(cols, [g for g in ("zoo", "generated") if g in card]):
+            ci = card[g].get("max_iou_median_ci")
             col.metric(f"{g}: median max IoU to zoo", ui.number(card[g]["max_iou_median"], ".3f"),
-                       help="A dash for a zoo of one checkpoint: it has no other zoo model to compare with.")
+                       help=define_metric("max_iou") + (f". 95% interval {ci[0]:.3f} – {ci[1]:.3f}." if ci else
+                                                        ". A dash for a zoo of one checkpoint: no other zoo model."))
         if "generated" in card:
             gen_nn, zoo_nn = card["generated"]["nn_distance_median"], card["zoo"]["nn_distance_median"]
             cols[2].metric("generated: median NN distance", ui.number(gen_nn, ".3f"),
-                           delta=None if zoo_nn is None else f"{gen_nn - zoo_nn:+.3f} vs zoo->zoo", delta_color="off")
+                           delta=None if zoo_nn is None else f"{gen_nn - zoo_nn:+.3f} vs zoo->zoo", delta_color="off",
+                           help=define_metric("nn_distance"))
+
+        st.subheader("Accuracy vs max IoU to the zoo (the memorization plot)")
+        m1, m2 = st.columns([3, 1])
+        default = [g for g in groups if g in ("zoo", "generated", "heldout")] + [
+            g for g in groups if g.startswith("noise-")][:2]
+        scatter_groups = m1.multiselect("Groups", groups, default=default, key="sim_scatter_groups")
+        mode = m2.radio("Show", ["models", "density"], horizontal=True, key="sim_scatter_mode",
+                        help="models: one marker per distinct point, its size growing with how many models sit there "
+                             "(accuracy and IoU move in steps, so many models share a point); density: contours of "
+                             "each group, for large groups, with the group's median as a diamond")
+        zoo = accuracy.get("zoo")
+        zoo_range = (float(zoo.min()), float(zoo.max())) if zoo is not None else None
+        resolution = data.test_resolution(run)
+        neighbours.sync_selection("sim_scatter", "sim", groups, sizes)  # a click or box in the chart
+        worst = ("generated", int(np.argmax(max_iou["generated"]))) if "generated" in max_iou else None
+        group, index = neighbours.pickers("sim", groups, sizes, accuracy, max_iou, default=worst)
+        selected = neighbours.selected_models("sim", (group, index))
+        st.plotly_chart(figures.memorization_scatter({g: max_iou[g] for g in scatter_groups},
+                                                     {g: accuracy[g] for g in scatter_groups}, zoo_range,
+                                                     "density" if mode == "density" else "points",
+                                                     resolution[1] if resolution else None, selected),
+                        key="sim_scatter", on_select="rerun", selection_mode=figures.SELECTION_MODES)
+        step = (f" One test sample is {resolution[1]:.3g} points of accuracy, so models stack on a few accuracies: "
+                f"a larger marker holds more models (hover lists them)." if resolution else "")
+        st.caption("The zoo's own points use the max IoU to the *other* zoo models. Baselines are drawn as rings "
+                   "under the zoo and the generated models." + step + " Click a marker (or box/lasso several) to "
+                   "see its models below.")
+        neighbours.selection_table(run, selected, "sim")
+        neighbours.focus_panel(run, group, index, "sim")
+
+        st.subheader("Nearest-neighbour distance in parameter space")
+        nn_groups = st.multiselect("Groups", groups, default=[g for g in ("generated", "zoo") if g in groups],
+                                   key="sim_nn_groups")
+        st.plotly_chart(figures.nn_histograms({g: nn[g] for g in nn_groups}), key="sim_nn")
+        st.caption("generated -> zoo: L2 distance from each generated model to the closest zoo model. "
+                   "zoo -> zoo: from each zoo model to the closest *other* zoo model, the spacing of the training set "
+                   "(consecutive SGD checkpoints, hence small). Being further than that spacing does not make a model "
+                   "new: what decides it is whether it errs like a checkpoint (the plot above).")
 
         st.subheader("IoU of wrong predictions, ordered by group")
         c1, c2 = st.columns([3, 1])
@@ -38,24 +80,7 @@ with ui.guard(run):
         offsets = dict(zip(groups, np.cumsum([0, *sizes[:-1]]).tolist()))
         rows = [np.arange(offsets[g], offsets[g] + min(cap, sizes[groups.index(g)])) for g in chosen]
         if rows:
-            index = np.concatenate(rows)
-            st.plotly_chart(figures.iou_heatmap(tensors["iou"][np.ix_(index, index)], chosen, [len(r) for r in rows]),
+            cells = np.concatenate(rows)
+            st.plotly_chart(figures.iou_heatmap(tensors["iou"][np.ix_(cells, cells)], chosen, [len(r) for r in rows]),
                             key="sim_heatmap")
-
-        st.subheader("Accuracy vs max IoU to the zoo (the memorization plot)")
-        default = [g for g in groups if g in ("zoo", "generated", "heldout")] + [
-            g for g in groups if g.startswith("noise-")][:2]
-        scatter_groups = st.multiselect("Groups", groups, default=default, key="sim_scatter_groups")
-        zoo = accuracy.get("zoo")
-        zoo_range = (float(zoo.min()), float(zoo.max())) if zoo is not None else None
-        st.plotly_chart(figures.memorization_scatter({g: max_iou[g] for g in scatter_groups},
-                                                     {g: accuracy[g] for g in scatter_groups}, zoo_range),
-                        key="sim_scatter")
-        st.caption("The zoo's own points use the max IoU to the *other* zoo models.")
-
-        st.subheader("Nearest-neighbour distance in parameter space")
-        nn_groups = st.multiselect("Groups", groups, default=[g for g in ("generated", "zoo") if g in groups],
-                                   key="sim_nn_groups")
-        st.plotly_chart(figures.nn_histograms({g: nn[g] for g in nn_groups}), key="sim_nn")
-        st.caption("generated -> zoo: L2 distance from each generated model to the closest zoo model. "
-                   "zoo -> zoo: from each zoo model to the closest *other* zoo model, the spacing of the training set.")
+            st.caption(f"{define_metric('iou_within').capitalize()}: the average of a diagonal block.")

@@ -1,0 +1,87 @@
+"""One-line definitions of every group of models and every metric of the scorecard.
+
+The app shows them as help text where a number appears and on its Glossary page; the verdict
+(verdict.py) and notebooks use the same words. Baseline groups carry their parameter in the name
+(`noise-abs-0.01`, `averaged-16`), so `define_group` reads it from there.
+"""
+from __future__ import annotations
+
+import re
+
+GROUPS: dict[str, str] = {
+    "zoo": "the training checkpoints: the classifier's target parameters saved along one SGD run, "
+           "which the autoencoder and the diffusion model learn from",
+    "heldout": "checkpoints of the same SGD run kept out of the generator's training (collect.heldout_every): "
+               "what a new checkpoint of that run looks like",
+    "generated": "p-diff's models: latents sampled by the diffusion model from pure noise, then decoded into "
+                 "parameters by the autoencoder's decoder",
+    "noise-abs": "a random training checkpoint plus Gaussian noise of standard deviation {value} on every parameter",
+    "noise-rel": "a random training checkpoint plus Gaussian noise of {value} times each tensor's own standard "
+                 "deviation (how p-diff's own code perturbs models)",
+    "averaged": "the average of {value} random training checkpoints (weight averaging; no training at all)",
+    "gaussian": "every parameter drawn on its own from a Gaussian with that parameter's mean and standard "
+                "deviation over the zoo (keeps the marginals, none of the correlations)",
+    "ae-reconstruction": "each training checkpoint encoded and decoded by the autoencoder: what the autoencoder "
+                         "keeps of a model",
+    "decoder-only": "random latents drawn from a standard normal (pure noise, in the standardized latent space) "
+                    "decoded without any diffusion: the paper's 'no diffusion' ablation",
+}
+
+METRICS: dict[str, str] = {
+    "accuracy": "share of the test split a model classifies correctly, in percent; one test sample moves it "
+                "by 100 / (test samples) points",
+    "median": "the middle accuracy of a group's models (the typical model)",
+    "best": "the highest accuracy in the group (the paper's headline number; it grows with the group's size)",
+    "mean": "the average accuracy of the group's models",
+    "min": "the lowest accuracy in the group",
+    "std": "the sample standard deviation of the group's accuracies",
+    "ci": "95% bootstrap interval: the range the statistic takes over resamples of the group's models; two "
+          "groups differ only where their intervals do not overlap",
+    "good": "share of the group's models at most 1 point below the zoo's median accuracy",
+    "max_iou": "a model's largest IoU (intersection over union) between its set of wrong test samples and that "
+               "of any training checkpoint (for the zoo itself: any other checkpoint); 1 = the same mistakes "
+               "as some training checkpoint",
+    "novelty": "1 - max IoU: how differently from every training checkpoint a model errs (0 = like one of them)",
+    "nn_distance": "L2 distance in parameter space to the nearest training checkpoint (for the zoo: the nearest "
+                   "other checkpoint, i.e. the spacing of the training set)",
+    "nn_agreement": "share of test samples on which a model and its nearest training checkpoint predict the "
+                    "same class",
+    "nn_top_share": "share of the group's models whose nearest training checkpoint is one of the three most "
+                    "frequent ones: near 1 means the models pile up at a few checkpoints",
+    "nn_targets": "how many different training checkpoints are the nearest one of some model in the group",
+    "iou_within": "mean IoU of wrong-prediction sets between two different models of the same group: "
+                  "1 = all make the same mistakes (no diversity)",
+    "distinct_predictions": "how many different vectors of test predictions the group's models make; "
+                            "a collapsed generator makes few however many models it samples",
+    "ensemble_gain": "accuracy of the group's averaged-probability ensemble minus its mean accuracy; positive "
+                     "when its models make different mistakes",
+    "errors_median": "wrong test samples of a typical model: with a handful of errors, IoU moves in large steps "
+                     "and cannot tell a copy from a close relative",
+    "latent_spread_ratio": "median over latent dimensions of the generated latents' spread over that of the "
+                           "training latents (1 = same spread, near 0 = collapse, above 1 = noisier than the data); "
+                           "param_spread_ratio: the same over z-scored parameters",
+    "latent_fd": "Fréchet distance between Gaussians fitted to a group's latents and the training latents "
+                 "(param_fd: parameters), beside its floor latent_fd_floor: two random halves of the zoo",
+    "latent_precision": "share of a group's latents inside the training latents' k-NN neighbourhoods (realism; "
+                        "k = 3, Kynkäänniemi et al. 2019); param_precision: the same over parameters",
+    "latent_recall": "share of training latents inside the group's k-NN neighbourhoods (coverage), beside "
+                     "latent_self_recall: what one half of the zoo scores against the other",
+}
+
+_PARAMETRIC = re.compile(r"^(noise-abs|noise-rel|averaged)-(.+)$")
+
+
+def define_group(name: str) -> str:
+    """The one-line definition of a group of models (a baseline's parameter filled in)."""
+    if name in GROUPS:
+        return GROUPS[name]
+    match = _PARAMETRIC.match(name)
+    if match:
+        return GROUPS[match.group(1)].format(value=match.group(2))
+    return "a group of models this version of pdiff has no definition for"
+
+
+def define_metric(key: str) -> str:
+    """The one-line definition of a scorecard key (`max_iou_median` and `max_iou` share one)."""
+    base = key.removesuffix("_ci").removesuffix("_median")
+    return METRICS.get(key) or METRICS.get(base) or ""

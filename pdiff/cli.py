@@ -274,6 +274,9 @@ def _guide(args: argparse.Namespace) -> int:
     print(f"{args.models} models per level, guidance scale {args.scale:g}")
     print(text_table(["requested", "achieved median", "IQR", "min", "max IoU to zoo", "NN dist", "in zoo range"],
                      rows))
+    return 0
+
+
 def _export(args: argparse.Namespace) -> int:
     from .export import check_export, save_export
 

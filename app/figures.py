@@ -526,3 +526,67 @@ def reconstruction_scatter(before: np.ndarray, after: np.ndarray, segments: Sequ
     fig.update_layout(**LAYOUT, height=380, xaxis_title="before (the zoo checkpoint)",
                       yaxis_title="after (encoded, then decoded)", legend={"itemsizing": "constant"})
     return fig
+
+
+# --------------------------------------------------------------------------- fidelity
+
+
+def latent_spread(stds: Mapping[str, np.ndarray]) -> go.Figure:
+    """Per-dimension spread of each group's latents, dimensions ordered by the zoo's spread.
+
+    `stds`: group -> (L,) standard deviation of its standardized latents per dimension, "zoo"
+    (the training latents) first. A generator that learned the distribution follows the zoo's
+    curve; a collapsed one lies under it, one that adds noise above it."""
+    groups = list(stds)
+    colours = group_colours(groups)
+    order = np.argsort(-np.asarray(stds[groups[0]], dtype=float))
+    fig = go.Figure()
+    for g in groups:
+        values = np.asarray(stds[g], dtype=float)[order]
+        fig.add_trace(go.Scatter(x=np.arange(len(values)), y=values, mode="lines+markers", name=g,
+                                 line={"color": colours[g], "width": 2.5 if g in ("zoo", "generated") else 1.2},
+                                 marker={"size": 4},
+                                 hovertemplate=f"{g}<br>dimension rank %{{x}}<br>std %{{y:.3f}}<extra></extra>"))
+    fig.update_yaxes(type="log", title="std of the latent dimension")
+    fig.update_xaxes(title="latent dimensions, by the training latents' spread (largest first)")
+    fig.update_layout(**LAYOUT, height=360, legend={"orientation": "h", "y": -0.25})
+    return fig
+
+
+# --------------------------------------------------------------------------- guided generation
+
+
+def guided_distribution(zoo: np.ndarray, achieved: np.ndarray, requested: float) -> go.Figure:
+    """Shares of the zoo's and of the guided models' accuracies on bins of equal width, and the request."""
+    zoo, achieved = np.asarray(zoo, dtype=float), np.asarray(achieved, dtype=float)
+    lo, hi = float(min(zoo.min(), achieved.min(), requested)), float(max(zoo.max(), achieved.max(), requested))
+    bins = {"start": lo - 0.5, "end": hi + 0.5, "size": max((hi - lo) / 40, 0.2)}
+    fig = go.Figure()
+    fig.add_trace(go.Histogram(x=zoo, name="zoo", marker_color="#aaaaaa", opacity=0.6, histnorm="probability",
+                               xbins=bins))
+    fig.add_trace(go.Histogram(x=achieved, name="guided", marker_color=FIXED_COLOURS["generated"], opacity=0.8,
+                               histnorm="probability", xbins=bins))
+    fig.add_vline(x=requested, line={"color": "black", "dash": "dash"}, annotation_text=f"requested {requested:g} %")
+    fig.update_layout(**LAYOUT, barmode="overlay", height=360, xaxis_title="test accuracy (%)",
+                      yaxis_title="share of models", legend={"orientation": "h", "y": -0.25})
+    return fig
+
+
+def guided_map(zoo_xy: np.ndarray, zoo_accuracy: np.ndarray, guided_xy: np.ndarray, guided_accuracy: np.ndarray) -> go.Figure:
+    """The zoo's latents in 2D coloured by accuracy, with the guided models on top as stars."""
+    zoo_xy, guided_xy = np.asarray(zoo_xy, dtype=float), np.asarray(guided_xy, dtype=float)
+    every = np.concatenate([np.asarray(zoo_accuracy, dtype=float), np.asarray(guided_accuracy, dtype=float)])
+    colour = {"coloraxis": "coloraxis"}
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=zoo_xy[:, 0], y=zoo_xy[:, 1], mode="markers", name="zoo",
+                             marker={"size": 7, "color": zoo_accuracy, **colour},
+                             hovertemplate="zoo<br>accuracy %{marker.color:.2f}%<extra></extra>"))
+    fig.add_trace(go.Scatter(x=guided_xy[:, 0], y=guided_xy[:, 1], mode="markers", name="guided",
+                             marker={"size": 13, "symbol": "star", "color": guided_accuracy,
+                                     "line": {"width": 1, "color": "black"}, **colour},
+                             hovertemplate="guided<br>accuracy %{marker.color:.2f}%<extra></extra>"))
+    fig.update_layout(**LAYOUT, height=460, xaxis_title="latent PC 1", yaxis_title="latent PC 2",
+                      legend={"orientation": "h", "y": -0.2},
+                      coloraxis={"colorscale": "Viridis", "cmin": float(every.min()), "cmax": float(every.max()),
+                                 "colorbar": {"title": "acc. %"}})
+    return fig

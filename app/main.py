@@ -19,6 +19,7 @@ PAGES = {
         st.Page("views/accuracy.py", title="Accuracy", icon=":material/bar_chart:"),
         st.Page("views/similarity.py", title="Similarity", icon=":material/grid_on:"),
         st.Page("views/latent.py", title="Latent space", icon=":material/scatter_plot:"),
+        st.Page("views/guided.py", title="Guided", icon=":material/tune:"),
     ],
     "How it works": [
         st.Page("views/autoencoder.py", title="Autoencoder", icon=":material/compress:"),

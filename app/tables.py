@@ -155,3 +155,20 @@ def stage_frame(stages: Sequence[Mapping[str, Any]], estimates: Mapping[str, Any
 
 def _short(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+FIDELITY = [("spread_ratio", "spread ratio"), ("precision", "precision"), ("recall", "recall"),
+            ("self_recall", "recall of zoo halves"), ("fd", "Fréchet distance"), ("fd_floor", "FD of zoo halves")]
+
+
+def fidelity_frame(card: Mapping[str, Mapping[str, Any]], space: str = "latent",
+                   groups: Sequence[str] | None = None) -> pd.DataFrame:
+    """Set-level fidelity of each group against the training zoo in `space` ("latent" or "param"),
+    each metric beside the floor two halves of the zoo reach. Undefined values are NaN."""
+    names = [g for g in (groups if groups is not None else card) if g in card and g != "zoo"]
+    rows = [{title: _number(card[g].get(f"{space}_{key}")) for key, title in FIDELITY} for g in names]
+    return pd.DataFrame(rows, index=pd.Index(names, name="group"), columns=[t for _, t in FIDELITY])
+
+
+def _number(value: Any) -> float:
+    return float("nan") if value is None else float(value)

@@ -63,6 +63,7 @@ def analyse_run(run: RunDir, config: RunConfig, device: torch.device,
     report(2, 4, {"phase": "projections"})
     latents = group_latents(run, config, params, device)
     out |= _projections(run, config, params, latents, names)
+    out |= {f"{g}.latent_std": latents[g].double().std(0).float() for g in names if len(latents[g]) > 1}
 
     rows = group_rows(acc, pred, labels, evaluated.mean_probs, out, {g: iou[b, b] for g, b in blocks.items()},
                       config.analysis.bootstrap, config.seed)

@@ -19,6 +19,7 @@ from .config import RunConfig
 from .evaluate import BatchedEvaluator, Evaluation
 from .loaders import load_evaluation, load_generator, load_task, model_groups
 from .pipeline import load_run_config
+from .projection import PCABasis
 from .runs import RunDir, RunError
 from .runtime import make_generator, resolve_device
 from .sample import Samples
@@ -59,6 +60,12 @@ class Guide:
         self.labels, self.zoo_predictions = evaluated.labels, evaluated.predictions["zoo"]
         self.zoo_accuracy = evaluated.accuracy["zoo"]
         self.zoo_params = model_groups(self.run)["zoo"].float()
+
+    def latent_map(self, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """2D PCA coordinates of the zoo's standardized latents and of `latents` (N, L) in the same plane."""
+        zoo = self.generator.encode(self.zoo_params).double().cpu()
+        basis = PCABasis.fit(zoo)
+        return basis.transform(zoo), basis.transform(latents.double().cpu())
 
     def sample(self, accuracy: float, models: int, scale: float, seed: int = 0) -> tuple[Samples, Evaluation]:
         """N models asked for `accuracy` (percent), and their evaluation on the test split."""

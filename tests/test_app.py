@@ -22,7 +22,7 @@ from pdiff.runs import RunDir, read_json, write_json
 
 MAIN = str(REPO / "app" / "main.py")
 CHARTS = {"overview": 1, "accuracy": 1, "similarity": 4, "latent": 3, "autoencoder": 3, "denoising": 4, "glossary": 0,
-          "new_run": 0, "compare": 0}
+          "new_run": 0, "compare": 0, "guided": 0}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -121,6 +121,25 @@ def test_overview_shows_the_scorecard(monkeypatch, root):
     assert json.loads(config["collect.num_checkpoints"]) == TINY_OVERRIDES["collect.num_checkpoints"]
     diagram = charts(at)[0]
     assert [t.split("<br>")[1] for t in diagram["data"][0]["text"]] == ["done"] * 7
+
+
+def test_fidelity_tables_equal_the_runs_scorecard(monkeypatch, root):
+    """Overview's fidelity table and Latent space's panel (both spaces) show the analysis' numbers."""
+    card = _card(root / "tiny")
+    at = show(open_app(monkeypatch, root), "overview")
+    table = frame(at, "spread ratio", "recall of zoo halves")
+    assert list(table.index) == ["generated", "ae-reconstruction", "decoder-only"]
+    assert table.loc["generated", "spread ratio"] == pytest.approx(card["generated"]["latent_spread_ratio"])
+    assert table.loc["generated", "recall"] == pytest.approx(card["generated"]["latent_recall"])
+    at = show(at, "latent")
+    panel = frame(at, "spread ratio", "FD of zoo halves")
+    assert "zoo" not in panel.index and "generated" in panel.index
+    assert panel.loc["gaussian", "Fréchet distance"] == pytest.approx(card["gaussian"]["latent_fd"])
+    at.radio(key="lat_fidelity_space").set_value("parameters").run()
+    panel = frame(at, "spread ratio", "FD of zoo halves")
+    assert panel.loc["generated", "precision"] == pytest.approx(card["generated"]["param_precision"])
+    spread = next(c for c in charts(at) if c["layout"].get("yaxis", {}).get("type") == "log")
+    assert [t["name"] for t in spread["data"]][:2] == ["zoo", "generated"]
 
 
 def test_the_verdict_shown_is_the_one_computed_from_the_runs_files(monkeypatch, root):

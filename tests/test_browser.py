@@ -30,7 +30,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 # (url path, screenshot name, how many charts the page draws at least)
 PAGES = [("", "overview", 1), ("accuracy", "accuracy", 1), ("similarity", "similarity", 4), ("latent", "latent", 3),
          ("autoencoder", "autoencoder", 3), ("denoising", "denoising", 4), ("glossary", "glossary", 0),
-         ("new_run", "new_run", 0), ("compare", "compare", 1)]
+         ("new_run", "new_run", 0), ("compare", "compare", 1), ("guided", "guided", 0)]
 # A run that stays in its first stage long enough to be watched and cancelled.
 # (digits trains 30 epochs in about 2 s; 20,000 autoencoder steps take minutes: the test cancels long before.)
 LONG_RUN = ["classifier.epochs=150", "autoencoder.steps=20000", "diffusion.steps=30", "diffusion.timesteps=100",

@@ -117,3 +117,44 @@ def test_guide_on_an_unconditional_run_is_a_one_line_error(tiny_run, capsys):
     assert "unconditional denoiser" in err and "\n" not in err
     with pytest.raises(RunError, match="unconditional"):
         guide(tiny_run, [90.0])
+
+
+def test_the_guided_page_asks_and_shows_what_came_out(guided_run, monkeypatch):
+    """AppTest: the page's achieved median is that of the models `Guide` samples for the same request."""
+    from conftest import REPO
+    from streamlit.testing.v1 import AppTest
+
+    from pdiff import metrics
+
+    monkeypatch.setenv("PDIFF_RUNS", str(guided_run.path.parent))
+    monkeypatch.setenv("PDIFF_AUTOSTART", "0")
+    at = AppTest.from_file(str(REPO / "app" / "main.py"), default_timeout=120)
+    at.query_params["run"] = guided_run.name
+    at.run()
+    at.switch_page("views/guided.py").run()
+    assert not at.exception and not at.error
+    at.slider(key="guided_target").set_value(55.0)
+    at.slider(key="guided_scale").set_value(2.0)
+    at.number_input(key="guided_models").set_value(10)
+    at.run()
+    assert not at.exception and not at.error
+    shown = {m.label: m.value for m in at.metric}
+    _, evaluation = Guide(guided_run, load_run_config(guided_run), torch.device("cpu")).sample(55.0, 10, 2.0)
+    assert shown["Achieved median"] == f"{metrics.median(evaluation.accuracy):.2f}%"
+    assert len(at.get("plotly_chart")) == 2
+    at.slider(key="guided_target").set_value(100.0).run()  # far above the zoo's best: said so
+    assert any("outside the zoo's range" in w.value for w in at.warning)
+
+
+def test_the_guided_page_on_an_unconditional_run_explains(tiny_run, monkeypatch):
+    from conftest import REPO
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("PDIFF_RUNS", str(tiny_run.path.parent))
+    monkeypatch.setenv("PDIFF_AUTOSTART", "0")
+    at = AppTest.from_file(str(REPO / "app" / "main.py"), default_timeout=120)
+    at.query_params["run"] = tiny_run.name
+    at.run()
+    at.switch_page("views/guided.py").run()
+    assert not at.exception
+    assert any("mnist1d-guided" in i.value for i in at.info)

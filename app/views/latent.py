@@ -2,7 +2,7 @@
 nearest zoo models; where in the zoo the generated models land."""
 import streamlit as st
 
-from app import data, figures, neighbours, ui
+from app import data, figures, neighbours, tables, ui
 
 st.title("Latent space")
 ui.intro("Every dot is one model, placed so that models with similar parameters (or autoencoder latents) sit close "
@@ -58,3 +58,24 @@ with ui.guard(run):
                        f"{gen['n']} generated models are nearest to checkpoints {top}, and {gen['nn_targets']} of "
                        f"the zoo's {sizes[0]} checkpoints are nearest to any: a generator that covered its training "
                        f"set would spread over the whole axis.")
+
+        st.subheader("Generator fidelity: does it cover the training latents?")
+        stds = {g: tensors[f"{g}.latent_std"] for g in ("zoo", "generated", "ae-reconstruction", "decoder-only")
+                if f"{g}.latent_std" in tensors}
+        if "generated" in stds:
+            st.plotly_chart(figures.latent_spread(stds), key="lat_spread")
+            gen = card.get("generated", {})
+            ratio = gen.get("latent_spread_ratio")
+            st.caption("Each line is the spread (standard deviation) of one latent dimension over a group's models. "
+                       "The generated models' latents are the ones the diffusion sampled; the others are what the "
+                       "encoder makes of their parameters."
+                       + (f" Median ratio generated / training: {ratio:.2f} (1 = the same spread)." if ratio else ""))
+        space_name = st.radio("Space", ["latent", "parameters"], horizontal=True, key="lat_fidelity_space",
+                              help="latent: standardized autoencoder latents; parameters: z-scored per coordinate")
+        frame = tables.fidelity_frame(card, "latent" if space_name == "latent" else "param")
+        st.dataframe(frame, width="stretch", key="lat_fidelity", column_config={
+            c: st.column_config.NumberColumn(format="%.3f") for c in frame.columns})
+        st.caption("Every group against the training zoo, each metric beside what two random halves of the zoo score "
+                   "against each other (a perfect generator's floor). Precision: share of a group's models inside the "
+                   "zoo's k-nearest-neighbour balls (realism). Recall: share of the zoo inside the group's balls "
+                   "(coverage). A collapsed generator keeps precision and loses recall and spread.")

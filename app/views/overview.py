@@ -77,6 +77,14 @@ with ui.guard(run):
         st.caption("Accuracy in percent on the test split. max IoU: median over a group's models of the largest IoU "
                    "of its wrong-prediction set with any zoo model (memorization). NN distance: L2 to the nearest "
                    "zoo parameter vector. Ensemble gain: the group's ensemble accuracy minus its mean accuracy.")
+        if card.get("generated", {}).get("latent_spread_ratio") is not None:
+            st.markdown("**Generator fidelity** (generated latents against the training latents; the floor is what "
+                        "two halves of the zoo score against each other)")
+            st.dataframe(tables.fidelity_frame(card, "latent", ["generated", "ae-reconstruction", "decoder-only"]),
+                         width="stretch", key="headline_fidelity",
+                         column_config={title: st.column_config.NumberColumn(format="%.3f")
+                                        for _, title in tables.FIDELITY})
+            st.caption("More on the Latent space page: per-dimension spread, and the same in parameter space.")
 
 st.subheader("Config")
 with ui.guard(run):

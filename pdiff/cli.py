@@ -88,8 +88,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--download", action="store_true", help="allow downloading the dataset into --data-root")
     run.add_argument("--device", help="auto, cpu or cuda[:N] (device)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
-    run.add_argument("--threads", help="CPU threads: a count, or auto (default: the cores free before each "
-                                       "stage; also PDIFF_THREADS or OMP_NUM_THREADS)")
+    run.add_argument("--threads", help="CPU threads: a count, or auto (the cores free before each stage); default: "
+                                       "one per core, waiting passively (also PDIFF_THREADS or OMP_NUM_THREADS)")
     _plugin_option(run)
     run.set_defaults(func=_run)
 
@@ -198,11 +198,11 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _threads(flag: str | None) -> int | str:
+def _threads(flag: str | None) -> int | str | None:
     from .threads import requested_threads
 
     try:
-        return requested_threads(flag) or "auto"
+        return requested_threads(flag)
     except ValueError as exc:
         raise cfg.ConfigError(f"{exc} (--threads, PDIFF_THREADS or OMP_NUM_THREADS)") from None
 

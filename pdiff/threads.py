@@ -2,17 +2,18 @@
 
 PyTorch's OpenMP threads spin while they wait for each other. On an idle machine that is what
 makes two threads faster than one; on a busy one a spinning thread burns the core its partner
-needs, and the run slows far more than its share of the cores explains (measured on 2 cores at a
-load of 4: 200 autoencoder steps took 12 s with one thread, 51 s with two spinning, 28 s with two
-waiting passively). Two measures, both overridable:
+needs, and the run slows far more than its share of the cores explains (measured on 2 cores
+beside one other process: 200 autoencoder steps took 12 s with one thread, 51 s with two
+spinning, 28 s with two waiting passively). So pdiff sets `OMP_WAIT_POLICY=PASSIVE` (threads
+sleep instead of spinning) when it is imported before torch, unless the variable is already set;
+it must be in place before torch loads its OpenMP runtime, so a process that imported torch
+first keeps its policy (and the run records which it got).
 
-- `OMP_WAIT_POLICY=PASSIVE` (threads sleep instead of spinning), set when pdiff is imported
-  before torch, unless the variable is already set. It must be in place before torch loads its
-  OpenMP runtime, so a process that imported torch first keeps its policy (recorded as such).
-- `threads="auto"` (what the CLI and the app's runs use): before each stage, the number of
-  cores that are actually free is measured (idle time of all cores over a short window, from
-  /proc/stat) and torch gets that many threads, at least one and at most the physical cores.
-  A fixed count comes from `--threads N`, `PDIFF_THREADS` or `OMP_NUM_THREADS`.
+The thread count stays torch's default, one per core: the kernel shares a busy CPU per thread,
+so fewer threads get a smaller share, not a faster run (benchmarks/bench_contention.py: beside
+two busy loops, two passive threads beat a thread count lowered to the free cores). A count,
+or "auto" (the cores idle just before each stage), can be asked for with `--threads`,
+`PDIFF_THREADS` or `OMP_NUM_THREADS`.
 
 Float reductions depend on the thread count, so runs are bit-identical for the same seed *and*
 the same thread count; every stage records the count it ran with.

@@ -239,7 +239,7 @@ def diffusion_process(timesteps: int, beta_start: float, beta_end: float):
 
 
 def normalizer(run: RunDir):
-    """The run's per-tensor z-score (fitted on the zoo in the autoencoder stage)."""
+    """The run's normalizer (fitted on the zoo in the autoencoder stage)."""
     from pdiff.params import Normalizer
 
     state = load(run, AUTOENCODER)[0]

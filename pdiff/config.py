@@ -55,17 +55,33 @@ class CollectConfig:
 
 @dataclass(frozen=True)
 class AutoencoderConfig:
-    """Stage 2: 1D-conv autoencoder over normalized parameter vectors (p-diff v2)."""
+    """Stage 2: the parameter autoencoder (see autoencoder.py).
 
-    channels: tuple[int, ...] = (16, 32, 64, 64)
-    kernel: int = 7
-    latent_dim: int = 64
+    The defaults are the autoencoder that keeps the zoo's differences (notebook 07): an MLP to a
+    16-value latent, on vectors centred on the zoo's mean. `arch="conv"` with `centre=False` is
+    p-diff v2's 1D-conv autoencoder on per-tensor z-scored vectors (`paper` preset).
+    """
+
+    arch: str = "mlp"  # "mlp" or "conv" (p-diff v2)
+    hidden: tuple[int, ...] = (256,)  # mlp: hidden widths of the encoder (the decoder mirrors them)
+    channels: tuple[int, ...] = (16, 32, 64, 64)  # conv: channels per level
+    kernel: int = 7  # conv: kernel size
+    centre: bool = True  # subtract the zoo's mean per coordinate and divide by one spread (else per-tensor z-score)
+    latent_dim: int = 16
     input_noise: float = 0.001
     latent_noise: float = 0.1
-    steps: int = 1200
-    batch_size: int = 50
-    lr: float = 1e-3
+    steps: int = 2000
+    batch_size: int = 200
+    lr: float = 2e-3
     weight_decay: float = 2e-6
+
+
+# p-diff v2's autoencoder as this project ran it before the MLP default: the `paper`, whole-network
+# and ResNet presets start from it, and configs stored without `autoencoder.arch` meant it.
+CONV_AUTOENCODER: dict[str, Any] = {
+    "autoencoder.arch": "conv", "autoencoder.centre": False, "autoencoder.latent_dim": 64,
+    "autoencoder.steps": 1200, "autoencoder.batch_size": 50, "autoencoder.lr": 1e-3,
+}
 
 
 @dataclass(frozen=True)
@@ -155,6 +171,7 @@ PRESET_OVERRIDES: dict[str, dict[str, Any]] = {
     "digits": {},
     # The paper's autoencoder and denoiser sizes (v2) on the embedded data: meant for a GPU.
     "paper": {
+        **CONV_AUTOENCODER,
         "collect.num_checkpoints": 200,
         "diffusion.denoiser": "conv",
         "diffusion.whiten": 0.0,
@@ -174,6 +191,7 @@ PRESET_OVERRIDES: dict[str, dict[str, Any]] = {
     # normalization (every layer on one scale), a deeper encoder with narrow early layers (the
     # sequence is 13x longer) and a 128-value latent. Norm layers keep the base's statistics.
     "digits-whole": {
+        **CONV_AUTOENCODER,
         "collect.target": "all",
         "collect.lr": 0.001,
         "autoencoder.channels": (8, 16, 32, 64, 64, 64),
@@ -352,6 +370,10 @@ def validate(config: RunConfig) -> None:
         raise ConfigError(f"collect.optimizer must be 'sgd' or 'adamw', got {config.collect.optimizer!r}")
     if not config.autoencoder.channels or not config.diffusion.channels:
         raise ConfigError("autoencoder.channels and diffusion.channels need at least one entry")
+    from .autoencoder import AUTOENCODERS
+
+    if config.autoencoder.arch not in AUTOENCODERS:
+        raise ConfigError(f"unknown autoencoder.arch {config.autoencoder.arch!r}; autoencoders: {', '.join(AUTOENCODERS)}")
     from .denoisers import DENOISERS
 
     if d.denoiser not in DENOISERS:
@@ -409,6 +431,7 @@ def config_from_dict(data: dict[str, Any]) -> RunConfig:
 
 def _migrate(data: dict[str, Any]) -> dict[str, Any]:
     """Read configs written by earlier versions: `sample.ddim_steps` became `sample.steps`."""
+    data = _migrate_defaults(data)
     sample = data.get("sample")
     if isinstance(sample, dict) and "ddim_steps" in sample:
         sample = dict(sample)
@@ -416,6 +439,20 @@ def _migrate(data: dict[str, Any]) -> dict[str, Any]:
         sample.setdefault("steps", steps if sample.get("sampler") == "ddim" else 0)
         data = {**data, "sample": sample}
     return data
+
+
+def _migrate_defaults(data: dict[str, Any]) -> dict[str, Any]:
+    """A stored config says what it ran with, but not the keys added later: fill those with the
+    values the old code used, not today's defaults (a run stays the run it was)."""
+    old = {"autoencoder": ("arch", {k.partition(".")[2]: v for k, v in CONV_AUTOENCODER.items()}),
+           "diffusion": ("denoiser", {"denoiser": "conv", "whiten": 0.0}),
+           "sample": ("clip_x0", {"clip_x0": True})}
+    out = dict(data)
+    for section, (marker, values) in old.items():
+        stored = out.get(section)
+        if isinstance(stored, dict) and marker not in stored:
+            out[section] = {**values, **stored}
+    return out
 
 
 def _from_dict(cls: type, data: dict[str, Any], prefix: str) -> Any:

@@ -38,7 +38,7 @@ UPPER: dict[str, int] = {
     "evaluate.chunk_size": 100 * K, "evaluate.batch_size": 100 * M,
     "analysis.umap_neighbors": 1_000, "analysis.bootstrap": 100 * K,
 }
-CHANNEL_KEYS = ("autoencoder.channels", "diffusion.channels")
+CHANNEL_KEYS = ("autoencoder.channels", "autoencoder.hidden", "diffusion.channels")
 MAX_CHANNELS, MAX_LAYERS = 8 * 1024, 16
 MAX_SIGMAS = 32  # each sigma is a baseline group of baselines.num_models models
 
@@ -126,14 +126,22 @@ def estimates(config: Any, dim: int, n_test: int, n_classes: int) -> list[tuple[
         (c.sample.trajectory_points * c.sample.trajectory_models * dim * f32 * 3,
          "the denoising trajectory", "sample.trajectory_points, sample.trajectory_models"),
         (ae.batch_size * max(ae.channels) * padded * f32 * 3 * len(ae.channels)
-         + ae.latent_dim * ae.channels[-1] * reduced * f32 * 2 * 4,
+         + ae.latent_dim * ae.channels[-1] * reduced * f32 * 2 * 4 if ae.arch == "conv"
+         else _mlp_bytes([dim, *ae.hidden, ae.latent_dim], ae.batch_size),
          "the autoencoder's activations and weights",
-         "autoencoder.batch_size, autoencoder.channels, autoencoder.latent_dim"),
+         "autoencoder.batch_size, autoencoder.channels, autoencoder.hidden, autoencoder.latent_dim"),
         (d.batch_size * max(d.channels) * ae.latent_dim * f32 * 3 * 2 * len(d.channels) if d.denoiser == "conv"
          else d.batch_size * d.width * f32 * 6 * d.depth + d.width * d.width * f32 * 4 * 2 * d.depth,
          "the denoiser's activations and weights",
          "diffusion.batch_size, diffusion.channels, diffusion.width, diffusion.depth, autoencoder.latent_dim"),
     ]
+
+
+def _mlp_bytes(widths: list[int], batch: int) -> int:
+    """Encoder and mirrored decoder: weights with AdamW's two moments and a gradient (x4), and
+    the batch's activations kept for backward (x3), both directions (x2)."""
+    weights = sum(a * b for a, b in zip(widths, widths[1:]))
+    return 2 * 4 * (4 * weights + 3 * batch * sum(widths))
 
 
 def check_memory(config: Any, dim: int, n_test: int, n_classes: int, available: int | None = None) -> None:

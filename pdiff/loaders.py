@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from .artifacts import AUTOENCODER, BASE, BASELINES, DENOISER, EVALUATION, GENERATED, ZOO
-from .autoencoder import ParamAutoencoder
+from .autoencoder import build_autoencoder
 from .classifiers import build_classifier
 from .config import RunConfig
 from .data import Dataset, load_dataset
@@ -66,7 +66,7 @@ def training_rows(run: RunDir) -> torch.Tensor:
 def load_generator(run: RunDir, config: RunConfig, device: torch.device, with_denoiser: bool = True) -> ParamGenerator:
     """Rebuild normalizer, autoencoder, latent stats and (optionally) the denoiser of a run."""
     ae_state, ae_meta = run.load(AUTOENCODER)
-    autoencoder = ParamAutoencoder(ae_meta["dim"], config.autoencoder)
+    autoencoder = build_autoencoder(ae_meta["dim"], config.autoencoder)
     autoencoder.load_state_dict(strip_prefix(ae_state, "model."))
     normalizer = Normalizer.from_state(strip_prefix(ae_state, "normalizer."))
     low, high = ae_state.get("latent.low"), ae_state.get("latent.high")

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .autoencoder import ParamAutoencoder
+from .autoencoder import NoisyAutoencoder
 from .denoisers import GuidedDenoiser
 from .diffusion import GaussianDiffusion
 from .params import Normalizer
@@ -65,7 +65,7 @@ class ParamGenerator:
     `LatentWhitening` fitted by the diffusion stage); `sample` maps back before decoding."""
 
     normalizer: Normalizer
-    autoencoder: ParamAutoencoder
+    autoencoder: NoisyAutoencoder
     stats: LatentStats
     denoiser: nn.Module
     diffusion: GaussianDiffusion

@@ -174,7 +174,7 @@ def autoencoder(ctx: StageContext) -> dict[str, Any]:
     seed_everything(ctx.seed)
     params = training_rows(ctx.run)
     layout = load_layout(ctx.run)
-    normalizer = Normalizer.fit(params, layout)
+    normalizer = Normalizer.fit(params, layout, ctx.config.autoencoder.centre)
     data = normalizer.normalize(params).float().to(ctx.device)
     model, history = train_autoencoder(data, ctx.config.autoencoder,
                                        make_generator(distributed.rank_seed(ctx.seed), ctx.device), ctx.progress,

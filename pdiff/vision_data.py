@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from . import architectures  # noqa: F401  (the presets below name its classifiers)
-from .config import ConfigError, DataConfig, register_preset
+from .config import CONV_AUTOENCODER, ConfigError, DataConfig, register_preset
 from .data import Dataset, register_dataset
 
 # Per-channel mean and std of each training split (the usual published constants).
@@ -418,6 +418,7 @@ def _resnet18_preset(dataset: str) -> dict[str, Any]:
         "collect.target": "layer4.1.bn1.*,layer4.1.bn2.*",
         "collect.num_checkpoints": 200,
         "collect.steps_per_checkpoint": 1,
+        **CONV_AUTOENCODER,
         "autoencoder.channels": (64, 128, 256, 256, 32),
         "autoencoder.latent_dim": 128,
         "autoencoder.steps": 30000,

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from pdiff import ablation, metrics
+from pdiff import ablation, metrics, preset
 from pdiff.evaluate import BatchedEvaluator
 from pdiff.loaders import load_evaluation, load_generator, load_task, load_zoo
 from pdiff.pipeline import load_run_config
@@ -26,7 +26,7 @@ TINY = {
     "sample.num_models": 4,
     "device": "cpu",
 }
-GRID = {"latent 0.1": {}, "latent 0": {"autoencoder.latent_noise": 0.0}, "ddpm": {"sample.sampler": "ddpm"}}
+GRID = {"latent 0.1": {}, "latent 0": {"autoencoder.latent_noise": 0.0}, "ddim": {"sample.sampler": "ddim"}}
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +72,7 @@ def test_stages_a_setting_does_not_change_come_from_the_store(grid):
     assert run.file("zoo.safetensors").stat().st_ino == sibling.file("zoo.safetensors").stat().st_ino
     assert run.stage("autoencoder").get("reused") is None
     # Only the sampler differs: collect, autoencoder and diffusion are all shared.
-    run, sibling = by[("ddpm", 1)], by[("latent 0.1", 1)]
+    run, sibling = by[("ddim", 1)], by[("latent 0.1", 1)]
     for stage in ("collect", "autoencoder", "diffusion"):
         assert run.stage(stage)["reused"] == "store"
         assert run.stage(stage)["fingerprint"] == sibling.stage(stage)["fingerprint"]
@@ -80,7 +80,7 @@ def test_stages_a_setting_does_not_change_come_from_the_store(grid):
     # Another seed never shares anything.
     assert by[("latent 0.1", 1)].stage("collect").get("reused") is None
     assert not torch.equal(load_zoo(by[("latent 0.1", 0)])["params"], load_zoo(by[("latent 0.1", 1)])["params"])
-    assert "collect, autoencoder, diffusion from the store" in lines[4]  # ddpm, seed 0
+    assert "collect, autoencoder, diffusion from the store" in lines[4]  # ddim, seed 0
 
 
 def test_a_stored_stage_equals_a_recomputed_one(grid, tmp_path):
@@ -156,4 +156,5 @@ def test_quick_mode_reads_the_environment(monkeypatch):
     monkeypatch.setenv(ablation.QUICK_ENV, "0")
     assert not ablation.quick_mode() and ablation.seeds(full=3) == [0, 1, 2]
     assert ablation.base_config({"seed": 4}).seed == 4
-    assert ablation.base_config().diffusion.steps == ablation.FULL_OVERRIDES["diffusion.steps"]
+    assert ablation.base_config().analysis.bootstrap == ablation.FULL_OVERRIDES["analysis.bootstrap"]
+    assert ablation.base_config().diffusion.steps == preset("digits").diffusion.steps  # the preset's own generator

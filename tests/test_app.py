@@ -595,7 +595,8 @@ def test_launch_and_resume_commands(app_run, tmp_path):  # noqa: F811
 
 def test_launch_is_found_again_and_cancels_resumably(monkeypatch, tmp_path):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    overrides = dict(TINY_OVERRIDES, **{"collect.num_checkpoints": 400, "classifier.epochs": 30})  # long collect
+    overrides = dict(TINY_OVERRIDES, **{"collect.num_checkpoints": 2000, "collect.steps_per_checkpoint": 5,
+                                        "classifier.epochs": 30})  # a collect that outlasts the page runs
     path = tmp_path / "bg"
     pid = launcher.launch(path, "digits", overrides)
     try:

@@ -38,7 +38,7 @@ def test_presets_lists_digits_and_paper(capsys):
     names = [line.split()[0] for line in out.strip().splitlines()]
     assert "digits" in names and "paper" in names
     code, out, _ = run_cli(capsys, "presets", "--keys")
-    assert code == 0 and "autoencoder.steps=1200" in out and "sample.sampler=\"ddpm\"" in out
+    assert code == 0 and "autoencoder.steps=2000" in out and "sample.sampler=\"ddpm\"" in out
 
 
 def test_python_dash_m_pdiff_presets():

@@ -5,7 +5,7 @@ import copy
 
 import pytest
 
-from pdiff.config import config_to_dict, preset, with_overrides
+from pdiff.config import RunConfig, config_to_dict, preset, with_overrides
 from pdiff.estimate import from_other_runs, remaining
 
 
@@ -29,7 +29,7 @@ def test_remaining_time_of_the_running_stage():
 def test_pending_stages_from_another_run_exact_or_scaled():
     finished = manifest(seconds={"collect": 4.0, "autoencoder": 60.0, "diffusion": 45.0, "sample": 12.0,
                                  "baselines": 0.1, "evaluate": 1.0, "analyse": 40.0})
-    new = manifest({"autoencoder.steps": 600})
+    new = manifest({"autoencoder.steps": RunConfig().autoencoder.steps // 2})  # half the steps: half the time
     new["stages"]["collect"] = {"status": "done", "seconds": 4.0}
     out = from_other_runs(new, [finished])
     assert "collect" not in out  # done already

@@ -13,6 +13,7 @@ Two checks, both before `run.json` is written (so a refused size never freezes i
 """
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from dataclasses import fields, is_dataclass
@@ -140,7 +141,7 @@ def estimates(config: Any, dim: int, n_test: int, n_classes: int) -> list[tuple[
 def _mlp_bytes(widths: list[int], batch: int) -> int:
     """Encoder and mirrored decoder: weights with AdamW's two moments and a gradient (x4), and
     the batch's activations kept for backward (x3), both directions (x2)."""
-    weights = sum(a * b for a, b in zip(widths, widths[1:]))
+    weights = sum(a * b for a, b in itertools.pairwise(widths))
     return 2 * 4 * (4 * weights + 3 * batch * sum(widths))
 
 

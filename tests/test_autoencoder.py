@@ -6,8 +6,14 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from pdiff.autoencoder import (MLPAutoencoder, ParamAutoencoder, build_autoencoder, padded_length, reconstruction_error,
-                               train_autoencoder)
+from pdiff.autoencoder import (
+    MLPAutoencoder,
+    ParamAutoencoder,
+    build_autoencoder,
+    padded_length,
+    reconstruction_error,
+    train_autoencoder,
+)
 from pdiff.config import AutoencoderConfig, ConfigError, RunConfig, config_from_dict, config_to_dict, with_overrides
 from pdiff.params import Normalizer, ParamLayout
 

@@ -250,12 +250,12 @@ def normalizer(run: RunDir):
 
 
 def normalized(run: RunDir, vectors: np.ndarray) -> np.ndarray:
-    """(N, D) raw parameters -> the z-scored values the autoencoder sees."""
+    """(N, D) raw parameters -> the normalized values the autoencoder sees."""
     return normalizer(run).normalize(torch.from_numpy(np.asarray(vectors)).double()).float().numpy()
 
 
 def forward_noising(run: RunDir, index: int, t: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """Zoo vector `index`, z-scored with the run's normalizer (x0), noised to step t with fixed
+    """Zoo vector `index`, normalized with the run's normalizer (x0), noised to step t with fixed
     noise (x_t = q_sample(x0, t, eps)), and the SNR abar_t / (1 - abar_t) over all t."""
     cfg = config(run).diffusion
     process = diffusion_process(cfg.timesteps, cfg.beta_start, cfg.beta_end)

@@ -103,9 +103,9 @@ def focus_panel(run: RunDir, group: str, index: int, prefix: str) -> None:
     iou = tensors["iou"]
     names = [f"{group} #{index}"] + [f"zoo #{j}" for j in neighbours]
     v1, v2, v3 = st.columns([2, 2, 1])
-    scale = v1.radio("Values", ["normalized per tensor", "raw"], horizontal=True, key=f"{prefix}_values",
-                     help="normalized: each tensor z-scored over the zoo, as the autoencoder sees it, so small "
-                          "and large tensors show alike")
+    scale = v1.radio("Values", ["normalized", "raw"], horizontal=True, key=f"{prefix}_values",
+                     help="normalized as the autoencoder sees it (by default: minus the zoo's mean, over one spread; "
+                          "`autoencoder.centre=false`: each tensor z-scored), so what differs between models stands out")
     difference = v2.toggle("Show differences from the selected model", key=f"{prefix}_diff",
                            help="Zoo columns become (zoo - selected): near-white means nearly the same weights.")
     v3.download_button("Download classifier", data=lambda: data.export_file(run, group, index),

@@ -7,10 +7,12 @@ and OpenMP wait policy is measured the same way, so it shows which one keeps a r
     python -m benchmarks.bench_contention [--pairs 3] [--busy 2]
         [--setting "auto/passive" --setting "2/active" ...] [--set KEY=VALUE ...]
 
-A setting is "<threads>/<policy>": threads `auto` (the CLI's default: the cores free before each
-stage), a count, or `default` (torch's own: one per core); policy `passive`, `active` or
+A setting is "<threads>/<policy>": threads `default` (torch's own, one per core: the CLI's
+default), `auto` (the cores free before each stage), or a count; policy `passive`, `active` or
 `default`. Prints each pair (alone, loaded, slowdown) and the median slowdown per setting
-against the 3x target (on 2 cores beside 2 busy loops a fair share of the cores gives 2x).
+against the 3x target (on 2 cores beside 2 busy loops a fair share of the cores gives 2x). Without
+--setting it measures the CLI's default (default/passive) and the spinning policy it replaced
+(default/active).
 """
 from __future__ import annotations
 
@@ -65,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--setting", action="append", help="threads/policy, e.g. auto/passive (repeatable)")
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
-    settings = args.setting or ["auto/passive"]
+    settings = args.setting or ["default/passive", "default/active"]  # the CLI's default, and before it
     print(f"default run alone vs beside {args.busy} busy processes; {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.1f}; {args.pairs} pairs per setting")
     results: dict[str, list[float]] = {}

@@ -117,6 +117,7 @@ def group_rows(acc: dict[str, torch.Tensor], pred: dict[str, torch.Tensor], labe
         within_ci = metrics.mean_off_diagonal_ci(within_iou[g], bootstrap, generator=gen)
         row["iou_within_ci"] = None if within_ci is None else list(within_ci)
         row["distinct_predictions"] = metrics.distinct_rows(pred[g])
+        row["zoo_distinct_same_n"] = metrics.distinct_rows_of_subsets(pred["zoo"], row["n"], DISTINCT_DRAWS, gen)
         row["test_samples"] = int(labels.numel())
         row["errors_median"] = metrics.median((pred[g] != labels).sum(1))
         if g in mean_probs:
@@ -125,6 +126,8 @@ def group_rows(acc: dict[str, torch.Tensor], pred: dict[str, torch.Tensor], labe
         rows[g] = row
     return rows
 
+
+DISTINCT_DRAWS = 20  # random zoo subsets behind `zoo_distinct_same_n`
 
 FIDELITY_KEYS = ("spread_ratio", "precision", "recall", "fd", "fd_floor", "self_precision", "self_recall")
 

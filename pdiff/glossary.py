@@ -53,6 +53,8 @@ METRICS: dict[str, str] = {
                   "1 = all make the same mistakes (no diversity)",
     "distinct_predictions": "how many different vectors of test predictions the group's models make; "
                             "a collapsed generator makes few however many models it samples",
+    "zoo_distinct_same_n": "distinct prediction vectors of as many zoo checkpoints as the group has models, drawn "
+                           "at random (median of 20 draws): the yardstick for the group's distinct predictions",
     "ensemble_gain": "accuracy of the group's averaged-probability ensemble minus its mean accuracy; positive "
                      "when its models make different mistakes",
     "errors_median": "wrong test samples of a typical model: with a handful of errors, IoU moves in large steps "

@@ -109,6 +109,18 @@ def distinct_rows(predictions: Tensor) -> int:
     return int(torch.unique(predictions, dim=0).shape[0]) if predictions.numel() else 0
 
 
+def distinct_rows_of_subsets(predictions: Tensor, size: int, draws: int, generator: torch.Generator) -> float:
+    """Median of `distinct_rows` over `draws` random subsets of `size` rows (without replacement).
+
+    Distinct prediction vectors grow with the number of models, so a group of 100 generated
+    models is compared with 100 zoo checkpoints, not with all of the zoo's 200."""
+    n = predictions.shape[0]
+    if size >= n:
+        return float(distinct_rows(predictions))
+    counts = [distinct_rows(predictions[torch.randperm(n, generator=generator)[:size]]) for _ in range(draws)]
+    return float(torch.tensor(counts, dtype=torch.float64).median())
+
+
 def _median_rows(x: Tensor) -> Tensor:
     """(R, N) -> (R,) median per row, averaging the two middle values when N is even."""
     n = x.shape[1]

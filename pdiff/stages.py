@@ -323,7 +323,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("evaluate", evaluate, ("precision", "evaluate"), (BASE, ZOO, GENERATED, BASELINES), (EVALUATION,),
           version=2, uses_data=True),
     Stage("analyse", analyse, ("seed", "analysis"), (ZOO, AUTOENCODER, GENERATED, BASELINES, EVALUATION), (ANALYSIS,),
-          version=4, main_only=True),
+          version=5, main_only=True),
 )
 STAGE_NAMES: list[str] = [s.name for s in STAGES]
 BY_NAME: dict[str, Stage] = {s.name: s for s in STAGES}

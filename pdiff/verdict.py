@@ -176,8 +176,10 @@ def _diversity(gen: Row, zoo: Row) -> tuple[Evidence, bool, bool]:
     g_w, z_w = gen.get("iou_within"), zoo.get("iou_within")
     parts = []
     if distinct is not None:
+        same_n = gen.get("zoo_distinct_same_n")
+        matched = f"; {n} of them drawn at random: {same_n:.0f}" if same_n is not None and n < zoo["n"] else ""
         parts.append(f"the {n} generated models make {distinct} different sets of test predictions "
-                     f"(the zoo's {zoo['n']} checkpoints: {zoo.get('distinct_predictions')})")
+                     f"(the zoo's {zoo['n']} checkpoints: {zoo.get('distinct_predictions')}{matched})")
     alike = False
     if g_w is not None and z_w is not None:
         alike = _interval(gen, "iou_within")[0] > _interval(zoo, "iou_within")[1]

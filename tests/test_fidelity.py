@@ -85,5 +85,12 @@ def test_distinct_rows_and_within_group_iou():
     preds = torch.tensor([[0, 1, 2, 0], [0, 1, 2, 0], [1, 1, 2, 3], [1, 1, 2, 0]])
     assert metrics.distinct_rows(preds) == 3
     assert metrics.distinct_rows(preds[:1].repeat(5, 1)) == 1
+    # an equal-size yardstick: all rows give the count itself; one row is always one vector; 50 rows
+    # drawn from 100 copies of vector A and 100 of B hold both
+    g = torch.Generator().manual_seed(0)
+    assert metrics.distinct_rows_of_subsets(preds, 4, 20, g) == 3 and metrics.distinct_rows_of_subsets(preds, 9, 20, g) == 3
+    assert metrics.distinct_rows_of_subsets(preds, 1, 20, g) == 1
+    halves = torch.cat([preds[:1].repeat(100, 1), preds[2:3].repeat(100, 1)])
+    assert metrics.distinct_rows_of_subsets(halves, 50, 20, g) == 2
     # wrong sets {3}, {3}, {0}, {0, 3}: pair IoUs 1, 0, 1/2, 0, 1/2, 1/2 -> mean 5/12
     assert metrics.mean_off_diagonal(metrics.wrong_sets_iou(preds, labels)) == pytest.approx(2.5 / 6)

@@ -7,7 +7,7 @@ from app import data, figures, ui
 
 st.title("Autoencoder")
 ui.intro("p-diff does not diffuse parameters directly. An autoencoder compresses each checkpoint's parameters "
-         "(z-scored per tensor) into a short latent code; the diffusion model learns to generate codes, and the "
+         "(normalized over the zoo: by default centred on the zoo's mean) into a short latent code; the diffusion model learns to generate codes, and the "
          "decoder turns every code back into parameters. So the generator can only make what the decoder can "
          "output. Below: one training checkpoint before and after the autoencoder, and what that costs in accuracy.")
 
@@ -57,7 +57,7 @@ with ui.guard(run):
                             key="ae_heatmaps")
             st.plotly_chart(figures.reconstruction_scatter(normalized[0], normalized[1], data.layout_segments(run)),
                             key="ae_scatter")
-            st.caption("Values are normalized per tensor (what the autoencoder sees). Points on the diagonal are "
+            st.caption("Values are normalized as the autoencoder sees them (by default: minus the zoo's mean, over one spread). Points on the diagonal are "
                        "reconstructed exactly; the spread around it is what the autoencoder loses. Parameters that "
                        "barely vary across the zoo come back as the zoo's mean.")
             if "decoder-only" in accuracy:

@@ -73,7 +73,7 @@ with ui.guard(run):
             titles = [f"x0-prediction at t={t}: {acc[current, sample]:.2f}%",
                       f"final sample (t=0): {acc[-1, sample]:.2f}%"]
             st.plotly_chart(figures.weight_heatmaps(data.normalized(run, vectors), titles), key="den_picture")
-            st.caption(f"generated #{sample}'s decoded parameters (normalized per tensor, as the autoencoder sees them) "
+            st.caption(f"generated #{sample}'s decoded parameters (normalized as the autoencoder sees them) "
                        f"at the chosen step beside where it ends: the picture settles long before t = 0.")
 
             references = {"zoo median": float(np.median(zoo_acc))}

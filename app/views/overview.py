@@ -65,8 +65,11 @@ with ui.guard(run):
                            help="Against the zoo's median; whether the difference means anything is in the verdict "
                                 "above (intervals), not in the colour of an arrow.")
             if gen.get("distinct_predictions") is not None:
+                same_n = gen.get("zoo_distinct_same_n")
                 cols[2].metric("Generated: distinct predictions", f"{gen['distinct_predictions']} of {gen['n']}",
-                               help=define_metric("distinct_predictions"))
+                               delta=None if same_n is None else f"zoo, {gen['n']} at random: {same_n:.0f}",
+                               delta_color="off",
+                               help=define_metric("distinct_predictions") + ". " + define_metric("zoo_distinct_same_n"))
             if gen.get("novelty_median") is not None:
                 cols[3].metric("Generated novelty (median)", f"{gen['novelty_median']:.3f}",
                                help=define_metric("novelty"))

@@ -8,11 +8,11 @@ and OpenMP wait policy is measured the same way, so it shows which one keeps a r
         [--setting "auto/passive" --setting "2/active" ...] [--set KEY=VALUE ...]
 
 A setting is "<threads>/<policy>": threads `default` (torch's own, one per core: the CLI's
-default), `auto` (the cores free before each stage), or a count; policy `passive`, `active` or
-`default`. Prints each pair (alone, loaded, slowdown) and the median slowdown per setting
+default), `auto` (the cores free before each stage), or a count; policy `chosen` (what pdiff picks
+from the load at start: the CLI's default), `passive`, `active` or `default` (libgomp's own). Prints each pair (alone, loaded, slowdown) and the median slowdown per setting
 against the 3x target (on 2 cores beside 2 busy loops a fair share of the cores gives 2x). Without
---setting it measures the CLI's default (default/passive) and the spinning policy it replaced
-(default/active).
+--setting it measures the CLI's default (default/chosen) and libgomp's spinning default that it
+replaced (default/default).
 """
 from __future__ import annotations
 
@@ -33,11 +33,12 @@ BUSY_LOOP = "while True:\n    pass\n"
 def run_once(setting: str, sets: list[str]) -> float:
     """Wall seconds of one `python -m pdiff run` (default preset) under `setting`."""
     threads, policy = setting.split("/")
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "PDIFF_THREADS", "OMP_WAIT_POLICY")}
-    if policy != "default":
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OMP_NUM_THREADS", "PDIFF_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    if policy == "default":
+        env["OMP_WAIT_POLICY"] = ""  # empty: pdiff leaves it, libgomp uses its default (spinning)
+    elif policy != "chosen":  # chosen: nothing set, pdiff picks from the load at start (threads.py)
         env["OMP_WAIT_POLICY"] = policy.upper()
-    else:
-        env["OMP_WAIT_POLICY"] = ""  # empty: pdiff leaves it, libgomp uses its default
     with tempfile.TemporaryDirectory(prefix="pdiff-contention-") as tmp:
         cmd = [sys.executable, "-m", "pdiff", "run", "--out", str(Path(tmp) / "run"), "--quiet"]
         cmd += ["--threads", threads] if threads != "default" else ["--threads", str(os.cpu_count() or 1)]
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--setting", action="append", help="threads/policy, e.g. auto/passive (repeatable)")
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
-    settings = args.setting or ["default/passive", "default/active"]  # the CLI's default, and before it
+    settings = args.setting or ["default/chosen", "default/default"]  # the CLI's default, and before it
     print(f"default run alone vs beside {args.busy} busy processes; {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.1f}; {args.pairs} pairs per setting")
     results: dict[str, list[float]] = {}

@@ -3,9 +3,9 @@
 Stages (each a function of a run directory, see `pipeline.STAGES`): collect -> autoencoder ->
 diffusion -> sample -> baselines -> evaluate -> analyse. `run_pipeline` runs them all.
 """
-from .threads import prefer_passive_wait
+from .threads import choose_wait_policy
 
-prefer_passive_wait()  # before anything below loads torch's OpenMP runtime (see threads.py)
+choose_wait_policy()  # before anything below loads torch's OpenMP runtime (see threads.py)
 
 from . import architectures, mnist1d, vision_data  # noqa: F401  (register datasets, classifiers, presets)
 from .classifiers import register_classifier

@@ -1,17 +1,26 @@
-"""CPU threads that stay fast on a busy machine.
+"""CPU threads that stay fast on a busy machine, and fast on an idle one.
 
 PyTorch's OpenMP threads spin while they wait for each other. On an idle machine that is what
-makes two threads faster than one; on a busy one a spinning thread burns the core its partner
-needs, and the run slows far more than its share of the cores explains (measured on 2 cores
-beside one other process: 200 autoencoder steps took 12 s with one thread, 51 s with two
-spinning, 28 s with two waiting passively). So pdiff sets `OMP_WAIT_POLICY=PASSIVE` (threads
-sleep instead of spinning) when it is imported before torch, unless the variable is already set;
-it must be in place before torch loads its OpenMP runtime, so a process that imported torch
-first keeps its policy (and the run records which it got).
+makes two threads faster than one: the small matrix products of this project's training steps
+hand work between threads every few microseconds, and a sleeping thread takes longer to wake
+than the work takes (2,000 autoencoder steps on 2 idle cores: 6-7 s spinning, 12-25 s with
+`OMP_WAIT_POLICY=PASSIVE`). On a busy machine a spinning thread burns the core its partner
+needs, and the run slows far more than its share of the cores explains (the same steps beside
+two busy loops: 40-65 s spinning, 18 s passive).
+
+So the policy is chosen when pdiff is imported, before torch loads its OpenMP runtime (it reads
+the variables only then): the cores that stood idle over the last 0.1 s are counted, and
+
+- on a busy machine (more than 0.75 of a core in use by others) threads wait passively
+  (`OMP_WAIT_POLICY=PASSIVE`: they sleep at once);
+- on an idle one they spin briefly, then sleep (`GOMP_SPINCOUNT=10000`, a few microseconds,
+  instead of libgomp's 300,000): as fast as spinning, and a load that starts later costs less.
+
+A user's own `OMP_WAIT_POLICY` or `GOMP_SPINCOUNT` is left alone, and a process that imported
+torch first keeps what it had. Every stage records the policy it ran with and why.
 
 The thread count stays torch's default, one per core: the kernel shares a busy CPU per thread,
-so fewer threads get a smaller share, not a faster run (benchmarks/bench_contention.py: beside
-two busy loops, two passive threads beat a thread count lowered to the free cores). A count,
+so fewer threads get a smaller share, not a faster run (benchmarks/bench_contention.py). A count,
 or "auto" (the cores idle just before each stage), can be asked for with `--threads`,
 `PDIFF_THREADS` or `OMP_NUM_THREADS`.
 
@@ -25,20 +34,40 @@ import sys
 import time
 
 WAIT_POLICY = "OMP_WAIT_POLICY"
+SPIN_COUNT = "GOMP_SPINCOUNT"
 THREADS_ENV = "PDIFF_THREADS"
+IDLE_SPIN = "10000"  # libgomp spin iterations before a waiting thread sleeps, on an idle machine
+BUSY_ABOVE = 0.75  # cores in use by others above which the machine counts as busy
+SAMPLE_WINDOW = 0.1  # seconds of /proc/stat behind that decision
 
 
 _policy_in_effect = "unknown"
 
 
-def prefer_passive_wait() -> None:
-    """Set OMP_WAIT_POLICY=PASSIVE unless the user set it or torch is already loaded (too late)."""
+def choose_wait_policy() -> None:
+    """Set the OpenMP wait policy from how busy the machine is, unless the user set one or torch
+    is already loaded (too late to matter)."""
     global _policy_in_effect
     if "torch" in sys.modules:
         _policy_in_effect = os.environ.get(WAIT_POLICY, "default") + " (torch was loaded before pdiff)"
         return
-    os.environ.setdefault(WAIT_POLICY, "PASSIVE")
-    _policy_in_effect = os.environ[WAIT_POLICY]
+    if WAIT_POLICY in os.environ or SPIN_COUNT in os.environ:
+        _policy_in_effect = _describe_user_setting()
+        return
+    variable, value, _policy_in_effect = decide_policy(free_cores(SAMPLE_WINDOW), os.cpu_count() or 1)
+    os.environ[variable] = value
+
+
+def decide_policy(free: float | None, cores: int) -> tuple[str, str, str]:
+    """(variable, value, description) for a machine with `free` idle cores of `cores`."""
+    if free is not None and cores - free > BUSY_ABOVE:
+        return WAIT_POLICY, "PASSIVE", f"PASSIVE (busy at start: {free:.1f} of {cores} cores idle)"
+    return SPIN_COUNT, IDLE_SPIN, f"spin {IDLE_SPIN} (idle at start)"
+
+
+def _describe_user_setting() -> str:
+    parts = [f"{name}={os.environ[name]}" for name in (WAIT_POLICY, SPIN_COUNT) if name in os.environ]
+    return ", ".join(parts) + " (set by the user)"
 
 
 def wait_policy() -> str:

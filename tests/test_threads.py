@@ -1,4 +1,4 @@
-"""Thread settings: the passive wait policy is set before torch loads, the requested count is
+"""Thread settings: the wait policy is chosen from the machine's load before torch loads, the requested count is
 parsed from the flag and the environment, and "auto" stays within the usable cores."""
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from conftest import REPO
 from pdiff import threads
 
 
-def test_importing_pdiff_first_sets_a_passive_wait_policy_unless_the_user_chose():
+def test_importing_pdiff_first_chooses_a_wait_policy_unless_the_user_chose():
     def policy(code: str, env: dict) -> str:
         result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
                                 timeout=120, check=True, env=env)
@@ -20,12 +20,28 @@ def test_importing_pdiff_first_sets_a_passive_wait_policy_unless_the_user_chose(
 
     import os
 
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    show = "import os; print(os.environ.get('OMP_WAIT_POLICY'), pdiff.threads.wait_policy())"
-    assert policy(f"import pdiff; {show}", env) == "PASSIVE PASSIVE"
-    assert policy(f"import pdiff; {show}", env | {"OMP_WAIT_POLICY": "ACTIVE"}) == "ACTIVE ACTIVE"
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    show = ("import os; print(os.environ.get('OMP_WAIT_POLICY'), os.environ.get('GOMP_SPINCOUNT'), '|', "
+            "pdiff.threads.wait_policy())")
+    chosen = policy(f"import pdiff; {show}", env)
+    assert chosen in ("PASSIVE None | PASSIVE", "None 10000 | spin 10000 (idle at start)") or \
+        chosen.startswith("PASSIVE None | PASSIVE (busy at start: "), chosen
+    assert policy(f"import pdiff; {show}", env | {"OMP_WAIT_POLICY": "ACTIVE"}) == \
+        "ACTIVE None | OMP_WAIT_POLICY=ACTIVE (set by the user)"
+    assert policy(f"import pdiff; {show}", env | {"GOMP_SPINCOUNT": "5"}) == "None 5 | GOMP_SPINCOUNT=5 (set by the user)"
     late = policy(f"import torch, pdiff; {show}", env)
-    assert late == "None default (torch was loaded before pdiff)"  # too late to matter: not set, and said so
+    assert late == "None None | default (torch was loaded before pdiff)"  # too late to matter: not set, and said so
+
+
+@pytest.mark.parametrize("free,cores,expected", [
+    (2.0, 2, ("GOMP_SPINCOUNT", "10000")), (1.3, 2, ("GOMP_SPINCOUNT", "10000")), (1.2, 2, ("OMP_WAIT_POLICY", "PASSIVE")),
+    (0.0, 2, ("OMP_WAIT_POLICY", "PASSIVE")), (15.5, 16, ("GOMP_SPINCOUNT", "10000")), (14.0, 16, ("OMP_WAIT_POLICY", "PASSIVE")),
+    (None, 4, ("GOMP_SPINCOUNT", "10000")),  # unknown (no /proc/stat): as if idle
+])
+def test_busy_machines_wait_passively_idle_ones_spin_briefly(free, cores, expected):
+    variable, value, description = threads.decide_policy(free, cores)
+    assert (variable, value) == expected
+    assert description.startswith("PASSIVE (busy at start" if value == "PASSIVE" else "spin 10000 (idle")
 
 
 @pytest.mark.parametrize("flag,env,expected", [

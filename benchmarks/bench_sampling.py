@@ -46,11 +46,13 @@ def bench(run: RunDir, models: int, repeats: int, ddim_steps: int) -> int:
           f"{torch.get_num_threads()} threads")
 
     rows = {}
-    for sampler, label in (("ddim", f"DDIM {ddim_steps} steps"), ("ddpm", f"DDPM {timesteps} steps")):
+    # DDPM takes all T steps (steps=0); since `sample.steps` applies to both samplers, passing 50
+    # to DDPM would time a respaced 50-step DDPM instead.
+    for sampler, steps, label in (("ddim", ddim_steps, f"DDIM {ddim_steps} steps"), ("ddpm", 0, f"DDPM {timesteps} steps")):
         times, params = [], None
         for _ in range(repeats):
             start = time.perf_counter()
-            params = generator.sample(models, make_generator(config.seed, device), sampler, ddim_steps).params
+            params = generator.sample(models, make_generator(config.seed, device), sampler, steps).params
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             times.append(time.perf_counter() - start)

@@ -111,19 +111,28 @@ class DDIMSampler(Sampler):
     def default_steps(timesteps: int) -> int:
         return min(50, timesteps)
 
-    def step(self, eps: Tensor, index: int, x: Tensor, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
-        p, times = self.process, self.timesteps
-        t = torch.full((x.shape[0],), times[index], device=x.device, dtype=torch.long)
-        x0, eps = self.predict_x0(eps, t, x)
-        last = index + 1 == len(times)
-        abar = p.alphas_cumprod[times[index]]
-        abar_prev = torch.ones((), device=x.device) if last else p.alphas_cumprod[times[index + 1]]
+    def set_timesteps(self, steps: int) -> None:
+        """The grid, and each step's coefficients computed once (a step then costs the network and
+        two multiply-adds): sqrt(abar_prev) for x0, sqrt(1 - abar_prev - sigma^2) for the noise
+        estimate, sigma for fresh noise. Float32, the same arithmetic a step did before, so
+        samples stay bit-identical."""
+        super().set_timesteps(steps)
+        p = self.process
+        times = torch.tensor(self.timesteps, device=p.alphas_cumprod.device)
+        abar = p.alphas_cumprod[times]
+        abar_prev = torch.cat([p.alphas_cumprod[times[1:]], torch.ones(1, device=times.device)])
         sigma = self.eta * ((1 - abar_prev) / (1 - abar) * (1 - abar / abar_prev)).sqrt()
-        direction = (1 - abar_prev - sigma**2).clamp(min=0).sqrt() * eps
-        x = abar_prev.sqrt() * x0 + direction
-        if self.eta > 0 and not last:
-            x = x + sigma * randn(tuple(x.shape), generator, x.device)
-        return x, x0
+        self.coef_x0 = abar_prev.sqrt()
+        self.coef_eps = (1 - abar_prev - sigma**2).clamp(min=0).sqrt()
+        self.sigma = sigma
+
+    def step(self, eps: Tensor, index: int, x: Tensor, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+        t = torch.full((x.shape[0],), self.timesteps[index], device=x.device, dtype=torch.long)
+        x0, eps = self.predict_x0(eps, t, x)
+        x_next = self.coef_x0[index] * x0 + self.coef_eps[index] * eps
+        if self.eta > 0 and index + 1 < len(self.timesteps):
+            x_next = x_next + self.sigma[index] * randn(tuple(x.shape), generator, x.device)
+        return x_next, x0
 
 
 SAMPLERS: dict[str, type[Sampler]] = {}

@@ -26,14 +26,16 @@ import time
 from collections import OrderedDict
 from pathlib import Path
 
-import torch
-from torch import nn
-
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-import pdiff
+import pdiff  # before torch: it chooses the OpenMP wait policy torch starts with
+
+# isort: split
+import torch
+from torch import nn
+
 from pdiff import fidelity, metrics
 from pdiff.config import parse_set
 from pdiff.evaluate import BatchedEvaluator

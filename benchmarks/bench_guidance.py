@@ -19,12 +19,16 @@ import sys
 import tempfile
 from pathlib import Path
 
-import torch
 from scipy.stats import spearmanr
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+
+import pdiff  # noqa: F401  (before torch: it chooses the OpenMP wait policy torch starts with)
+
+# isort: split
+import torch
 
 from benchmarks.bench_pipeline import run_once
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 import statistics
 import time
 
+import pdiff  # noqa: F401  (before torch: it chooses the OpenMP wait policy torch starts with)
+
+# isort: split
 import torch
 
 from pdiff.metrics import prediction_agreement, wrong_sets_iou

@@ -18,11 +18,14 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+
+import pdiff  # noqa: F401  (before torch: it chooses the OpenMP wait policy torch starts with)
+
+# isort: split
+import torch
 
 from pdiff.config import preset, with_overrides
 from pdiff.evaluate import BatchedEvaluator

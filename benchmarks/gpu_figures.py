@@ -17,6 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
+import pdiff  # noqa: F401  (before torch: it chooses the OpenMP wait policy torch starts with)
+
+# isort: split
 import torch
 
 from pdiff.config import preset, with_overrides

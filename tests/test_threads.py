@@ -89,3 +89,20 @@ def test_free_cores_is_the_idle_share_of_all_cores(monkeypatch):
     assert threads.free_cores(0.0) == pytest.approx(1.5)
     monkeypatch.setattr(threads, "_cpu_times", lambda: None)  # no /proc/stat: unknown, all cores used
     assert threads.free_cores(0.0) is None and threads.auto_threads() == threads.physical_cores()
+
+
+def test_torch_loaded_first_makes_unrequested_stages_take_the_idle_cores():
+    """libgomp's long spin could not be shortened: a stage without a thread request takes no more
+    threads than cores stood idle (here idle cores are faked), and a request still wins."""
+    import os
+
+    code = ("import torch; torch.set_num_threads(2); import pdiff; from pdiff import threads; "
+            "threads.free_cores = lambda window=0.25: 0.2; "
+            "print(threads.apply(None)['threads'], threads.apply(None)['request'], threads.apply(2)['threads'])")
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS")}
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
+                         check=True, env=env).stdout.split()
+    assert out == ["1", "auto", "2"]
+    mine = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
+                          check=True, env=env | {"GOMP_SPINCOUNT": "100"}).stdout.split()
+    assert mine == ["2", "default", "2"]  # the user chose the spin: their thread count stands

@@ -148,6 +148,9 @@ def plan_run(run: RunDir, config: RunConfig, device: torch.device, forced: set[s
     return plans
 
 
+NEW = "not run yet"
+
+
 def _why_run(stage: Stage, record: dict[str, Any], inputs: dict[str, Any], fingerprint: str, run: RunDir,
              rerun: set[str], forced: bool) -> str:
     """Why the stage must be (re)done, or "" when its finished result matches."""
@@ -155,7 +158,7 @@ def _why_run(stage: Stage, record: dict[str, Any], inputs: dict[str, Any], finge
         return "--force"
     status = record.get("status", "pending")
     if status != "done":
-        return "not run yet" if status == "pending" else status
+        return NEW if status == "pending" else status
     if record.get("fingerprint") == fingerprint:
         missing = [name for name in stage.writes if not run.file(name).exists()]
         return f"{missing[0]} is missing" if missing else ""
@@ -181,12 +184,13 @@ def describe_plan(plans: list[Plan]) -> str:
     parts = []
     for (action, reason), group in itertools.groupby(plans, key=lambda p: (p.action, p.reason)):
         names = ", ".join(p.stage.name for p in group)
+        why = "" if reason == NEW else f" ({reason})"  # a stage never run needs no reason
         if action == "reuse":
             parts.append(f"{names} reused")
         elif action == "store":
-            parts.append(f"{names} from the store ({reason})")
+            parts.append(f"{names} from the store{why}")
         else:
-            parts.append(f"{names} run ({reason})")
+            parts.append(f"{names} run{why}")
     return "plan: " + "; ".join(parts)
 
 

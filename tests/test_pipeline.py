@@ -209,7 +209,7 @@ def test_runs_in_one_folder_share_stages_through_the_store(tmp_path):
     first = run_pipeline(tmp_path / "a", micro_config(), until="sample")
     lines: list[str] = []
     second = run_pipeline(tmp_path / "b", micro_config(**{"sample.num_models": 3}), until="sample", log=lines.append)
-    assert lines[0].startswith("plan: collect, autoencoder, diffusion from the store (not run yet); sample run")
+    assert lines[0].startswith("plan: collect, autoencoder, diffusion from the store; sample run")
     for stage, name in (("collect", "zoo.safetensors"), ("autoencoder", "autoencoder.safetensors"),
                         ("diffusion", "denoiser.safetensors")):
         assert second.stage(stage)["reused"] == "store"

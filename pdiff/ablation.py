@@ -26,7 +26,7 @@ from typing import Any
 
 from . import metrics
 from .analysis import GOOD_WITHIN
-from .config import RunConfig, config_hash, preset, with_overrides
+from .config import RunConfig, config_hash, get, preset, with_overrides
 from .evaluate import BatchedEvaluator
 from .loaders import load_evaluation, load_generator, load_task
 from .pipeline import STAGE_NAMES, load_run_config, run_pipeline
@@ -72,8 +72,20 @@ def base_config(overrides: Mapping[str, Any] | None = None, quick: bool | None =
                 preset_name: str = "digits") -> RunConfig:
     """The ablation base config (full or quick sizes) of a preset, with `overrides` applied on top."""
     quick = quick_mode() if quick is None else quick
-    sizes = QUICK_OVERRIDES if quick else FULL_OVERRIDES
-    return with_overrides(preset(preset_name), {**sizes, **(overrides or {})})
+    start = preset(preset_name)
+    sizes = _no_larger(QUICK_OVERRIDES, start) if quick else FULL_OVERRIDES
+    return with_overrides(start, {**sizes, **(overrides or {})})
+
+
+def _no_larger(sizes: Mapping[str, Any], config: RunConfig) -> dict[str, Any]:
+    """Quick sizes never make a preset bigger: a count the preset already sets lower stays (the
+    `mnist1d` classifier trains 3 epochs, not quick mode's 10)."""
+    out = {}
+    for key, value in sizes.items():
+        current = get(config, key)
+        counts = isinstance(value, int) and not isinstance(value, bool) and isinstance(current, int)
+        out[key] = min(value, current) if counts and current > 0 else value  # 0 often means "the default"
+    return out
 
 
 def seeds(full: int = 3, quick: int = 1) -> list[int]:

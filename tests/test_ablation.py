@@ -158,3 +158,7 @@ def test_quick_mode_reads_the_environment(monkeypatch):
     assert ablation.base_config({"seed": 4}).seed == 4
     assert ablation.base_config().analysis.bootstrap == ablation.FULL_OVERRIDES["analysis.bootstrap"]
     assert ablation.base_config().diffusion.steps == preset("digits").diffusion.steps  # the preset's own generator
+    quick = ablation.base_config(quick=True, preset_name="mnist1d")
+    assert quick.classifier.epochs == preset("mnist1d").classifier.epochs == 3  # quick never makes a preset bigger
+    assert ablation.base_config(quick=True).classifier.epochs == ablation.QUICK_OVERRIDES["classifier.epochs"]
+    assert quick.sample.steps == ablation.QUICK_OVERRIDES["sample.steps"]  # a 0 ("the default") is not "smaller"

@@ -30,6 +30,7 @@ IOU_CEILING = 0.99  # the zoo's own median max IoU at or above this: IoU cannot 
 FEW_MODELS = 10
 PILE_UP_SHARE = 0.5  # at least this share of models nearest to the 3 most frequent checkpoints ...
 PILE_UP_FACTOR = 3.0  # ... and this many times the share 3 checkpoints of the zoo would get if covered evenly
+ALIKE_MARGIN = 0.05  # within-group IoU this much above the zoo's (beyond its interval) is "less diverse"
 GOOD_SHARE = 50.0  # percent of "good" models below which the generator makes worse models
 SPECIAL = ("zoo", "heldout", "generated")
 NOT_GENERATORS = SPECIAL + ("ae-reconstruction",)  # reconstructs given checkpoints: a diagnostic, not a generator
@@ -182,7 +183,10 @@ def _diversity(gen: Row, zoo: Row) -> tuple[Evidence, bool, bool]:
                      f"(the zoo's {zoo['n']} checkpoints: {zoo.get('distinct_predictions')}{matched})")
     alike = False
     if g_w is not None and z_w is not None:
-        alike = _interval(gen, "iou_within")[0] > _interval(zoo, "iou_within")[1]
+        # beyond both intervals and by more than a tolerance: 100 models give tight intervals, and a
+        # difference of a few hundredths is "about as diverse" (the fidelity targets' +0.05)
+        alike = (_interval(gen, "iou_within")[0] > _interval(zoo, "iou_within")[1]
+                 and g_w - z_w > ALIKE_MARGIN)
         parts.append(f"two generated models share their mistakes with IoU {_f3(g_w)}{_ci(gen.get('iou_within_ci'), 3)}, "
                      f"two zoo checkpoints with {_f3(z_w)}{_ci(zoo.get('iou_within_ci'), 3)}")
     if gen.get("nn_top"):

@@ -101,6 +101,15 @@ def test_less_diverse_than_the_zoo_is_bad_diversity():
     assert "less diverse than the zoo" in result.evidence[2].text
 
 
+def test_a_difference_within_the_tolerance_is_about_as_diverse():
+    """Tight intervals separate 0.56 from 0.52, but 0.04 is inside the 0.05 the fidelity targets allow."""
+    zoo = row(within=0.52, within_ci=(0.505, 0.536))
+    close = verdict(card(zoo=zoo, generated=row(within=0.56, within_ci=(0.538, 0.58))))
+    assert close.evidence[2].status == "good" and "about as diverse as the zoo" in close.evidence[2].text
+    far = verdict(card(zoo=zoo, generated=row(within=0.60, within_ci=(0.58, 0.62))))
+    assert far.evidence[2].status == "bad" and "less diverse than the zoo" in far.evidence[2].text
+
+
 def test_fidelity_hook():
     assert "not measured" in verdict(card()).evidence[3].text
     given = verdict(card(), fidelity={"latent_spread_ratio": 0.25, "latent_fd": 3.0, "latent_fd_floor": 0.5,

@@ -89,7 +89,7 @@ def sidebar() -> RunDir | None:
         _load_plugins()
         names = data.list_run_names()
         st.toggle("Start the default run when there is none", value=launcher.autostart_default(), key="autostart",
-                  help="Off by default when PDIFF_AUTOSTART=0. The default run takes about a minute on a CPU.")
+                  help="Off by default when PDIFF_AUTOSTART=0. The default run takes about 25 s on a 2-core CPU.")
         if not names and st.session_state.autostart:
             names = _autostart(root)
         _apply_selection(names)
@@ -255,7 +255,7 @@ def selected_run() -> RunDir:
 def no_runs() -> None:
     root = data.root()
     path = root / launcher.DEFAULT_RUN
-    st.info(f"No runs under `{root}` yet. Start the default run (digits, about a minute on a CPU) here, or "
+    st.info(f"No runs under `{root}` yet. Start the default run (digits, about 25 s on a 2-core CPU) here, or "
             f"in a terminal: `{CLI_HINT.format(path=path)}`. Set `PDIFF_RUNS` to look elsewhere.",
             icon=":material/info:")
     if st.button("Start the default run", type="primary", key="start_default"):

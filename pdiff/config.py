@@ -167,7 +167,7 @@ class RunConfig:
 # --------------------------------------------------------------------------- presets
 
 PRESET_OVERRIDES: dict[str, dict[str, Any]] = {
-    # The embedded default: digits, small CNN, last BN + head (394 floats), about a minute on CPU.
+    # The embedded default: digits, small CNN, last BN + head (394 floats), about 25 s on a 2-core CPU.
     "digits": {},
     # The paper's autoencoder and denoiser sizes (v2) on the embedded data: meant for a GPU.
     "paper": {
@@ -229,10 +229,10 @@ PRESET_OVERRIDES["mnist1d-guided"] = {
 }
 
 PRESET_HELP: dict[str, str] = {
-    "digits": "embedded sklearn digits, small CNN, last BN + head; about a minute on a CPU",
+    "digits": "embedded sklearn digits, small CNN, last BN + head; about 25 s on a 2-core CPU",
     "paper": "digits with the paper's AE and 1D-conv denoiser, sizes and step counts; meant for a GPU",
     "digits-whole": "whole-network generation: every parameter of the small CNN (5,178 floats); ~5-12 min on a CPU",
-    "mnist1d": "MNIST-1D (generated locally, no download), 1-D CNN, last BN + head; zoo near 88 %, about a minute on a CPU",
+    "mnist1d": "MNIST-1D (generated locally, no download), 1-D CNN, last BN + head; zoo near 88 %, about 25 s on a 2-core CPU",
     "mnist1d-guided": "MNIST-1D with a zoo from chance to trained and a denoiser conditioned on accuracy: "
                       "ask for models of a given accuracy (python -m pdiff guide)",
 }

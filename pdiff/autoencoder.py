@@ -43,8 +43,11 @@ def _block(conv: nn.Module, channels: int) -> nn.Sequential:
 class NoisyAutoencoder(nn.Module):
     """What both architectures share: `encode`, `decode`, and the augmented training pass."""
 
-    input_noise: float
-    latent_noise: float
+    def __init__(self, dim: int, config: AutoencoderConfig) -> None:
+        super().__init__()
+        self.dim = dim
+        self.input_noise = config.input_noise
+        self.latent_noise = config.latent_noise
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -64,10 +67,7 @@ class ParamAutoencoder(NoisyAutoencoder):
     """Encoder (B, D) -> (B, latent_dim); decoder back to (B, D)."""
 
     def __init__(self, dim: int, config: AutoencoderConfig) -> None:
-        super().__init__()
-        self.dim = dim
-        self.input_noise = config.input_noise
-        self.latent_noise = config.latent_noise
+        super().__init__(dim, config)
         channels, k = list(config.channels), config.kernel
         self.padded = padded_length(dim, len(channels))
         self.reduced = self.padded // 2 ** len(channels)
@@ -92,15 +92,11 @@ class ParamAutoencoder(NoisyAutoencoder):
         return h[:, 0, : self.dim]
 
 
-
 class MLPAutoencoder(NoisyAutoencoder):
     """Encoder (B, D) -> hidden layers -> (B, latent_dim); a mirrored decoder back to (B, D)."""
 
     def __init__(self, dim: int, config: AutoencoderConfig) -> None:
-        super().__init__()
-        self.dim = dim
-        self.input_noise = config.input_noise
-        self.latent_noise = config.latent_noise
+        super().__init__(dim, config)
         widths = [dim, *config.hidden, config.latent_dim]
         self.encoder = _mlp(widths)
         self.decoder = _mlp(widths[::-1])

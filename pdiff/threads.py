@@ -53,12 +53,13 @@ def choose_wait_policy() -> None:
     """Set the OpenMP wait policy from how busy the machine is, unless the user set one or torch
     is already loaded (too late to matter)."""
     global _policy_in_effect, _policy_chosen
+    user_set = WAIT_POLICY in os.environ or SPIN_COUNT in os.environ
     if "torch" in sys.modules:
         _policy_in_effect = os.environ.get(WAIT_POLICY, "default") + " (torch was loaded before pdiff)"
-        _policy_chosen = WAIT_POLICY in os.environ or SPIN_COUNT in os.environ
+        _policy_chosen = user_set
         return
     _policy_chosen = True
-    if WAIT_POLICY in os.environ or SPIN_COUNT in os.environ:
+    if user_set:
         _policy_in_effect = _describe_user_setting()
         return
     variable, value, _policy_in_effect = decide_policy(free_cores(SAMPLE_WINDOW), os.cpu_count() or 1)

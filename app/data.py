@@ -17,15 +17,22 @@ import streamlit as st
 import torch
 
 from app import launcher
-from pdiff.artifacts import ANALYSIS, AUTOENCODER, BASE, BASELINES, DENOISER, EVALUATION, GENERATED, ZOO
-from pdiff.config import ConfigError, RunConfig
-from pdiff.loaders import load_evaluation
-from pdiff.pipeline import load_run_config
-from pdiff.report import MetricsTable, metrics_table
-from pdiff.runs import MANIFEST, PROGRESS, RunDir, RunError, list_runs, runs_root
-from pdiff.stages import STAGES
-from pdiff.status import stage_states
-from pdiff.verdict import Verdict
+from pdiff.core.artifacts import ANALYSIS, AUTOENCODER, BASE, BASELINES, DENOISER, EVALUATION, GENERATED, ZOO
+from pdiff.core.config import RunConfig
+from pdiff.core.errors import ConfigError, RunError
+from pdiff.core.rundir import MANIFEST, PROGRESS, RunDir, list_runs, runs_root
+from pdiff.export import export_bytes, export_state
+from pdiff.generator.diffusion import GaussianDiffusion
+from pdiff.generator.normalizer import Normalizer
+from pdiff.judge.verdict import Verdict
+from pdiff.judge.verdict import verdict as judge
+from pdiff.pipeline.estimate import from_other_runs, remaining
+from pdiff.pipeline.loaders import load_evaluation, model_groups
+from pdiff.pipeline.report import MetricsTable, metrics_table
+from pdiff.pipeline.runner import load_run_config
+from pdiff.pipeline.status import stage_states
+from pdiff.pipeline.table import STAGES
+from pdiff.zoo.params import ParamLayout
 
 Arrays = dict[str, np.ndarray]
 
@@ -166,7 +173,7 @@ def _table(run_path: str, key: tuple) -> MetricsTable:
 
 
 def table(run: RunDir) -> MetricsTable:
-    """The run's one metrics table (pdiff.report.metrics_table): the analysis scorecard while it
+    """The run's one metrics table (pdiff.pipeline.report.metrics_table): the analysis scorecard while it
     is current, else accuracy only with a note saying which stage is stale."""
     return _table(str(run.path), (stamp(run.file(MANIFEST)), stamp(run.file(ANALYSIS)), stamp(run.file(EVALUATION))))
 
@@ -176,10 +183,8 @@ def scorecard(run: RunDir) -> dict[str, dict[str, Any]]:
 
 
 def verdict(run: RunDir) -> Verdict | None:
-    """The run's answer to "new or memorized?" (pdiff.verdict, from the one metrics table), or
+    """The run's answer to "new or memorized?" (pdiff.judge.verdict, from the one metrics table), or
     None while the analysis is not current."""
-    from pdiff.verdict import verdict as judge
-
     current = table(run)
     return judge(current.rows) if current.complete else None
 
@@ -207,8 +212,6 @@ def group_arrays(run: RunDir, suffix: str) -> dict[str, np.ndarray]:
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def _params(run_path: str, key: tuple) -> dict[str, np.ndarray]:
-    from pdiff.loaders import model_groups
-
     return {g: v.float().numpy() for g, v in model_groups(RunDir(run_path)).items()}
 
 
@@ -219,8 +222,6 @@ def params(run: RunDir) -> dict[str, np.ndarray]:
 
 def layout_segments(run: RunDir) -> list[tuple[str, int, int]]:
     """(tensor name, start, stop) of each target tensor in the flat parameter vector."""
-    from pdiff.params import ParamLayout
-
     layout = load(run, ZOO)[1].get("layout")
     if not layout:
         raise RunError(f"{run.path}/{ZOO} has no layout metadata; redo it with --force collect")
@@ -233,15 +234,11 @@ def layout_segments(run: RunDir) -> list[tuple[str, int, int]]:
 @st.cache_resource(show_spinner=False, max_entries=8)
 def diffusion_process(timesteps: int, beta_start: float, beta_end: float):
     """The run's noise schedule (never mutated, shared by all sessions)."""
-    from pdiff.diffusion import GaussianDiffusion
-
     return GaussianDiffusion(timesteps, beta_start, beta_end)
 
 
 def normalizer(run: RunDir):
     """The run's normalizer (fitted on the zoo in the autoencoder stage)."""
-    from pdiff.params import Normalizer
-
     state = load(run, AUTOENCODER)[0]
     if "normalizer.mean" not in state or "normalizer.std" not in state:
         raise RunError(f"{run.path}/{AUTOENCODER} lacks the normalizer; redo it with --force autoencoder")
@@ -316,10 +313,8 @@ def _other_manifests(root_path: str, exclude: str) -> list[dict[str, Any]]:
 
 
 def estimates(run: RunDir) -> dict[str, Any]:
-    """stage -> pdiff.estimate.Estimate: time left for the running stage (from its progress),
+    """stage -> pdiff.pipeline.estimate.Estimate: time left for the running stage (from its progress),
     expected time for each stage not run yet (from finished runs under the same root)."""
-    from pdiff.estimate import from_other_runs, remaining
-
     manifest_ = manifest(run)
     out: dict[str, Any] = dict(from_other_runs(manifest_, _other_manifests(str(root()), str(run.path))))
     current = progress(run) or {}
@@ -346,8 +341,6 @@ def _phase_start(current: dict[str, Any], started: float | None) -> float | None
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def _export(run_path: str, group: str, index: int, key: tuple) -> bytes:
-    from pdiff.export import export_bytes, export_state
-
     return export_bytes(export_state(RunDir(run_path), group, index))
 
 

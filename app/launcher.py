@@ -24,9 +24,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pdiff import safety
-from pdiff.config import preset, with_overrides
-from pdiff.runs import PROGRESS, RunDir, RunError, write_json
+from pdiff.core import safety
+from pdiff.core.config import with_overrides
+from pdiff.core.errors import RunError
+from pdiff.core.presets import preset
+from pdiff.core.rundir import PROGRESS, RunDir, write_json
+from pdiff.pipeline.runner import prepare_run
 
 PID_FILE = "app-run.json"
 LOG_FILE = "run.log"
@@ -58,8 +61,6 @@ def launch(path: str | os.PathLike, preset_name: str = DEFAULT_RUN, overrides: d
     The manifest is written here (same `prepare_run` the CLI calls) so the run is listed at once
     and a config clash with an existing run is reported before any process starts.
     """
-    from pdiff.pipeline import prepare_run
-
     path = Path(path).resolve()
     safety.check_run_path(path)
     config = with_overrides(preset(preset_name), overrides or {})  # ConfigError on bad values

@@ -14,8 +14,8 @@ import numpy as np
 import streamlit as st
 
 from app import data, figures, tables
-from pdiff.glossary import define_metric
-from pdiff.runs import RunDir
+from pdiff.core.rundir import RunDir
+from pdiff.judge.glossary import define_metric
 
 
 def picked_models(event: Any, groups: list[str], sizes: list[int]) -> list[tuple[str, int]]:

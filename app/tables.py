@@ -80,7 +80,7 @@ def evidence_frame(card: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
 
 def difference_frame(differences: Sequence[Any], name_a: str, name_b: str) -> pd.DataFrame:
     """Compare's table: one row per headline number, A, B, B - A and its 95% interval (text).
-    `differences` are pdiff.comparison.Difference."""
+    `differences` are pdiff.judge.comparison.Difference."""
     def fmt(value: float | None, decimals: int, sign: str = "") -> str:
         return "–" if value is None else f"{value:{sign}.{decimals}f}"
 
@@ -134,7 +134,7 @@ def _norm(value: Any) -> Any:
 
 def stage_frame(stages: Sequence[Mapping[str, Any]], estimates: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """Stage, status, time, an estimate of the time still to come, and key metrics, as shown
-    under the pipeline diagram. `estimates`: stage -> pdiff.estimate.Estimate (seconds, basis)."""
+    under the pipeline diagram. `estimates`: stage -> pdiff.pipeline.estimate.Estimate (seconds, basis)."""
     rows = []
     for s in stages:
         metrics = s.get("metrics") or {}

@@ -10,8 +10,9 @@ from collections.abc import Iterator
 import streamlit as st
 
 from app import data, figures, launcher, tables
-from pdiff.config import ConfigError
-from pdiff.runs import RunDir, RunError, safe_run_path, skipped_runs
+from pdiff.core import plugins
+from pdiff.core.errors import ConfigError, RunError
+from pdiff.core.rundir import RunDir, safe_run_path, skipped_runs
 
 RUN_KEY, PENDING_KEY = "run", "_select_run"
 WARNING = ":material/warning:"
@@ -112,8 +113,6 @@ def sidebar() -> RunDir | None:
 
 def _load_plugins() -> None:
     """The user's registrations ($PDIFF_PLUGINS; runs launched from here inherit it too)."""
-    from pdiff import plugins
-
     try:
         plugins.load()
     except ConfigError as exc:

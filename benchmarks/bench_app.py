@@ -31,8 +31,8 @@ REPEATS = 3
 def ensure_run(path: Path) -> None:
     """Reuse a finished run; build (or resume) it with the CLI otherwise."""
     sys.path.insert(0, str(REPO))
-    from pdiff.pipeline import STAGE_NAMES
-    from pdiff.runs import RunDir
+    from pdiff.core.rundir import RunDir
+    from pdiff.pipeline.table import STAGE_NAMES
 
     run = RunDir(path)
     if run.exists() and all(run.stage_done(s) for s in STAGE_NAMES):

@@ -23,7 +23,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from pdiff.stages import STAGES
+from pdiff.pipeline.table import STAGES
 
 ARTIFACTS = ["run.json"] + [name for stage in STAGES for name in stage.writes]
 SMOKE = ["classifier.epochs=1", "data.train_subset=1000", "data.test_subset=1000", "collect.num_checkpoints=10",

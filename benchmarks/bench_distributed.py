@@ -24,12 +24,12 @@ ROOT = Path(__file__).resolve().parents[1]
 def worker(models: int, target: str) -> None:
     import torch
 
-    from pdiff import distributed
-    from pdiff.classifiers import build_classifier
-    from pdiff.config import DataConfig
-    from pdiff.data import load_dataset
-    from pdiff.evaluate import BatchedEvaluator
-    from pdiff.params import layout_of, read_vector, select_target
+    from pdiff.core import distributed
+    from pdiff.core.config import DataConfig
+    from pdiff.judge.evaluate import BatchedEvaluator
+    from pdiff.zoo.classifiers import build_classifier
+    from pdiff.zoo.datasets import load_dataset
+    from pdiff.zoo.params import layout_of, read_vector, select_target
 
     rank = distributed.setup()
     torch.manual_seed(0)

@@ -28,11 +28,12 @@ import pdiff  # noqa: F401  (before torch: it chooses the OpenMP wait policy tor
 # isort: split
 import torch
 
-from pdiff.config import preset, with_overrides
-from pdiff.evaluate import BatchedEvaluator, evaluate_loop
-from pdiff.loaders import load_task, load_zoo
-from pdiff.pipeline import load_run_config, run_pipeline
-from pdiff.runs import RunDir
+from pdiff.core.config import with_overrides
+from pdiff.core.presets import preset
+from pdiff.core.rundir import RunDir
+from pdiff.judge.evaluate import BatchedEvaluator, evaluate_loop
+from pdiff.pipeline.loaders import load_task, load_zoo
+from pdiff.pipeline.runner import load_run_config, run_pipeline
 
 TARGET_SPEEDUP = 5.0
 

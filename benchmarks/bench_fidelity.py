@@ -36,12 +36,12 @@ import pdiff  # before torch: it chooses the OpenMP wait policy torch starts wit
 import torch
 from torch import nn
 
-from pdiff import fidelity, metrics
-from pdiff.config import parse_set
-from pdiff.evaluate import BatchedEvaluator
-from pdiff.loaders import load_evaluation, load_generator, load_task, training_rows
-from pdiff.report import metrics_table
-from pdiff.runtime import make_generator
+from pdiff.core.config import parse_set
+from pdiff.core.runtime import make_generator
+from pdiff.judge import fidelity, metrics
+from pdiff.judge.evaluate import BatchedEvaluator
+from pdiff.pipeline.loaders import load_evaluation, load_generator, load_task, training_rows
+from pdiff.pipeline.report import metrics_table
 
 
 def ddim_check(run: pdiff.RunDir, config: pdiff.RunConfig, seed: int) -> dict[str, float]:

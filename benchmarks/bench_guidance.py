@@ -40,10 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", type=int, default=50)
     args = parser.parse_args(argv)
 
+    from pdiff.core.rundir import RunDir
     from pdiff.guide import guide
-    from pdiff.loaders import load_evaluation
-    from pdiff.report import metrics_table
-    from pdiff.runs import RunDir
+    from pdiff.pipeline.loaders import load_evaluation
+    from pdiff.pipeline.report import metrics_table
 
     results = []
     with tempfile.TemporaryDirectory(prefix="pdiff-guidance-") as tmp:

@@ -14,7 +14,7 @@ import pdiff  # noqa: F401  (before torch: it chooses the OpenMP wait policy tor
 # isort: split
 import torch
 
-from pdiff.metrics import prediction_agreement, wrong_sets_iou
+from pdiff.judge.metrics import prediction_agreement, wrong_sets_iou
 
 TARGET_S = 2.0
 

@@ -29,8 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
 
-    from pdiff.report import metrics_table
-    from pdiff.runs import RunDir
+    from pdiff.core.rundir import RunDir
+    from pdiff.pipeline.report import metrics_table
 
     rows = []
     for seed in range(args.runs):

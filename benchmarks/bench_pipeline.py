@@ -54,9 +54,9 @@ def run_once(out: Path, preset: str, sets: list[str], threads: int | None) -> tu
 
 
 def run_summary(out: Path) -> dict:
-    from pdiff.pipeline import STAGE_NAMES
-    from pdiff.report import metrics_table
-    from pdiff.runs import RunDir
+    from pdiff.core.rundir import RunDir
+    from pdiff.pipeline.report import metrics_table
+    from pdiff.pipeline.table import STAGE_NAMES
 
     run = RunDir(out)
     card = metrics_table(run).rows

@@ -27,12 +27,13 @@ import pdiff  # noqa: F401  (before torch: it chooses the OpenMP wait policy tor
 # isort: split
 import torch
 
-from pdiff.config import preset, with_overrides
-from pdiff.evaluate import BatchedEvaluator
-from pdiff.loaders import load_generator, load_task
-from pdiff.pipeline import load_run_config, run_pipeline
-from pdiff.runs import RunDir
-from pdiff.runtime import make_generator, resolve_device
+from pdiff.core.config import with_overrides
+from pdiff.core.presets import preset
+from pdiff.core.rundir import RunDir
+from pdiff.core.runtime import make_generator, resolve_device
+from pdiff.judge.evaluate import BatchedEvaluator
+from pdiff.pipeline.loaders import load_generator, load_task
+from pdiff.pipeline.runner import load_run_config, run_pipeline
 
 TARGET_SPEEDUP = 20.0
 TARGET_ACC_DIFF = 0.5

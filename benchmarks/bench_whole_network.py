@@ -20,9 +20,9 @@ def main() -> None:
     subprocess.run([sys.executable, "-m", "pdiff", "run", "--preset", "digits-whole", "--out", str(out), "--quiet"],
                    cwd=ROOT, check=True)
     sys.path.insert(0, str(ROOT))
-    from pdiff.loaders import load_evaluation
-    from pdiff.metrics import accuracy_summary
-    from pdiff.runs import RunDir
+    from pdiff.core.rundir import RunDir
+    from pdiff.judge.metrics import accuracy_summary
+    from pdiff.pipeline.loaders import load_evaluation
 
     accuracy = load_evaluation(RunDir(out)).accuracy
     zoo, generated = accuracy["zoo"], accuracy["generated"]

@@ -22,12 +22,13 @@ import pdiff  # noqa: F401  (before torch: it chooses the OpenMP wait policy tor
 # isort: split
 import torch
 
-from pdiff.config import preset, with_overrides
-from pdiff.evaluate import BatchedEvaluator
-from pdiff.loaders import load_task, model_groups
-from pdiff.pipeline import run_pipeline
-from pdiff.report import metrics_table
-from pdiff.runs import RunDir
+from pdiff.core.config import with_overrides
+from pdiff.core.presets import preset
+from pdiff.core.rundir import RunDir
+from pdiff.judge.evaluate import BatchedEvaluator
+from pdiff.pipeline.loaders import load_task, model_groups
+from pdiff.pipeline.report import metrics_table
+from pdiff.pipeline.runner import run_pipeline
 
 
 def _umap_available() -> bool:
@@ -61,7 +62,7 @@ def paper_run(root: Path, precision: str, steps: int | None) -> dict:
 def throughput(run: RunDir, models: int, device: torch.device) -> dict:
     """Models evaluated per second on `device`: `models` perturbed zoo vectors, best of 3."""
     config_dict = run.manifest()["config"]
-    from pdiff.config import config_from_dict
+    from pdiff.core.config import config_from_dict
 
     config = config_from_dict(config_dict)
     task = load_task(run, config, device)

@@ -24,16 +24,18 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import metrics
-from .analysis import GOOD_WITHIN
-from .config import RunConfig, config_hash, get, preset, with_overrides
-from .evaluate import BatchedEvaluator
-from .loaders import load_evaluation, load_generator, load_task
-from .pipeline import STAGE_NAMES, load_run_config, run_pipeline
-from .report import metrics_table, text_table
-from .runs import RunDir
-from .runtime import make_generator, resolve_device
-from .samplers import make_sampler
+from .core.config import RunConfig, config_hash, get, with_overrides
+from .core.presets import preset
+from .core.rundir import RunDir
+from .core.runtime import make_generator, resolve_device
+from .generator.samplers import make_sampler
+from .judge import metrics
+from .judge.analysis import GOOD_WITHIN
+from .judge.evaluate import BatchedEvaluator
+from .pipeline.loaders import load_evaluation, load_generator, load_task
+from .pipeline.report import metrics_table, text_table
+from .pipeline.runner import load_run_config, run_pipeline
+from .pipeline.table import STAGE_NAMES
 
 Row = dict[str, Any]
 

@@ -10,9 +10,21 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from . import config as cfg
-from . import distributed, plugins, safety
-from .runs import RunDir, RunError, runs_root
+from .core import config as cfg
+from .core import distributed, plugins, safety
+from .core.errors import ConfigError, RunError
+from .core.presets import PRESET_HELP, preset
+from .core.progress import TqdmReporter
+from .core.rundir import RunDir, runs_root
+from .core.runtime import resolve_device
+from .core.threads import configure_threads
+from .export import check_export, save_export
+from .guide import guide
+from .pipeline.report import format_table, metrics_table, text_table
+from .pipeline.runner import load_run_config, run_pipeline, run_stage
+from .pipeline.status import require_current
+from .pipeline.store import STORE_DIR, Store, store_for
+from .pipeline.table import get_stage
 
 
 class Terminated(KeyboardInterrupt):
@@ -24,9 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         with _sigterm_interrupts():
+            _threads(getattr(args, "threads", None))
             plugins.load(plugins.from_env() + list(getattr(args, "plugins", None) or []))
             return args.func(args)
-    except (cfg.ConfigError, RunError) as exc:
+    except (ConfigError, RunError) as exc:
         print(f"error{_rank_tag()}: {exc}", file=sys.stderr)
         return 2
     except Terminated:
@@ -88,8 +101,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--download", action="store_true", help="allow downloading the dataset into --data-root")
     run.add_argument("--device", help="auto, cpu or cuda[:N] (device)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
-    run.add_argument("--threads", help="CPU threads: a count, or auto (the cores free before each stage); default: "
-                                       "one per core, waiting passively (also PDIFF_THREADS or OMP_NUM_THREADS)")
+    run.add_argument("--threads", help="CPU threads per stage: a count; default: one per core (also PDIFF_THREADS or "
+                                       "OMP_NUM_THREADS); how they wait is chosen from the load at start")
     _plugin_option(run)
     run.set_defaults(func=_run)
 
@@ -158,25 +171,19 @@ def _config_from_args(args: argparse.Namespace, existing: RunDir | None) -> cfg.
     (digits by default). --set and the flags apply on top either way."""
     overrides = _overrides_from_args(args)
     if existing is not None and args.preset is None:
-        from .pipeline import load_run_config
-
         return cfg.with_overrides(load_run_config(existing), overrides)
-    return cfg.with_overrides(cfg.preset(args.preset or "digits"), overrides)
+    return cfg.with_overrides(preset(args.preset or "digits"), overrides)
 
 
-def default_run_path(preset: str, config: cfg.RunConfig, overrides: dict) -> Path:
+def default_run_path(preset_name: str, config: cfg.RunConfig, overrides: dict) -> Path:
     """runs/<preset> for a plain preset, runs/<preset>-<config hash> once anything is overridden."""
-    name = preset if not overrides else f"{preset}-{cfg.config_hash(config)}"
+    name = preset_name if not overrides else f"{preset_name}-{cfg.config_hash(config)}"
     return runs_root() / name
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .pipeline import run_pipeline
-    from .progress import TqdmReporter
-    from .stages import get_stage
-
     if args.out is not None and not args.out.strip():
-        raise cfg.ConfigError("--out is empty; give a folder for the run, or leave --out out for the default")
+        raise ConfigError("--out is empty; give a folder for the run, or leave --out out for the default")
     if args.out is not None:
         safety.check_run_path(args.out)
     for stage in (args.force, args.until):
@@ -192,24 +199,22 @@ def _run(args: argparse.Namespace) -> int:
         print(f"run directory: {path}" + (f" ({rank.world} processes)" if rank.world > 1 else ""))
     with TqdmReporter(disable=args.quiet or not main) as reporter:
         run = run_pipeline(path, config, force=args.force, report=reporter, until=args.until,
-                           log=print if main else None, threads=_threads(args.threads))
+                           log=print if main else None)
     if main and run.stage_done("evaluate"):
         _print_table(run)
     return 0
 
 
-def _threads(flag: str | None) -> int | str | None:
-    from .threads import requested_threads
-
+def _threads(flag: str | None) -> None:
+    """The command line chooses the threads (core/threads.py; `python -m pdiff` chose the wait policy
+    before torch loaded, this sets the count from --threads)."""
     try:
-        return requested_threads(flag)
+        configure_threads(flag, chosen_by="the command line")
     except ValueError as exc:
-        raise cfg.ConfigError(f"{exc} (--threads, PDIFF_THREADS or OMP_NUM_THREADS)") from None
+        raise ConfigError(f"{exc} (--threads, PDIFF_THREADS or OMP_NUM_THREADS)") from None
 
 
 def _print_table(run: RunDir, as_json: bool = False) -> None:
-    from .report import format_table, metrics_table
-
     table = metrics_table(run)
     print(json.dumps(table.rows, indent=2) if as_json else format_table(table.rows))
     if table.note:
@@ -217,7 +222,7 @@ def _print_table(run: RunDir, as_json: bool = False) -> None:
 
 
 def _presets(args: argparse.Namespace) -> int:
-    for name, text in cfg.PRESET_HELP.items():
+    for name, text in PRESET_HELP.items():
         print(f"{name:20s} {text}")
     if args.keys:
         print("\nconfig keys (set with --set KEY=VALUE):")
@@ -238,11 +243,6 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _analyse(args: argparse.Namespace) -> int:
-    from .pipeline import load_run_config, run_stage
-    from .progress import TqdmReporter
-    from .runtime import resolve_device
-    from .status import require_current
-
     run = _open_run(args.run)
     config = load_run_config(run)
     require_current(run, "evaluate", "nothing to analyse")
@@ -253,16 +253,11 @@ def _analyse(args: argparse.Namespace) -> int:
 
 
 def _guide(args: argparse.Namespace) -> int:
-    from .guide import guide
-    from .report import text_table
-
     if not 1 <= args.models <= 100_000:
-        raise cfg.ConfigError(f"--models must be from 1 to 100,000, got {args.models}")
+        raise ConfigError(f"--models must be from 1 to 100,000, got {args.models}")
     if args.scale < 0 or not all(0 <= a <= 100 for a in args.accuracy):
-        raise cfg.ConfigError("--scale must be >= 0 and every --accuracy a percentage from 0 to 100")
+        raise ConfigError("--scale must be >= 0 and every --accuracy a percentage from 0 to 100")
     run = _open_run(args.run)
-    from .status import require_current
-
     require_current(run, "evaluate", "guided generation needs the run's evaluation")
     records = guide(run, args.accuracy, args.models, args.scale, args.seed)
     if args.json:
@@ -278,8 +273,6 @@ def _guide(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from .export import check_export, save_export
-
     run = _open_run(args.run)
     exported = save_export(run, args.group, args.index, args.out)
     recorded = exported.meta["recorded_accuracy"]
@@ -294,8 +287,6 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _store(args: argparse.Namespace) -> int:
-    from .store import STORE_DIR, Store, store_for
-
     root = Path(args.root) if args.root else runs_root()
     store = store_for(root / "run") or Store(root / STORE_DIR)
     if args.clear:

@@ -18,12 +18,15 @@ from typing import Any
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save
+from safetensors.torch import load_file, save
 
-from .artifacts import BASE
-from .classifiers import build_classifier
-from .loaders import load_evaluation, load_layout, model_groups
-from .runs import RunDir, RunError, atomic_write_bytes
+from .core.artifacts import BASE
+from .core.errors import RunError
+from .core.rundir import RunDir, atomic_write_bytes
+from .pipeline.loaders import load_evaluation, load_layout, model_groups
+from .pipeline.runner import load_run_config
+from .zoo.classifiers import build_classifier
+from .zoo.datasets import load_dataset
 
 FORMAT = "pdiff-classifier/1"
 
@@ -89,8 +92,6 @@ def save_export(run: RunDir, group: str, index: int, out: str | Path) -> Exporte
 
 def read_export(path: str | Path) -> Exported:
     """An exported file's state dict and metadata."""
-    from safetensors.torch import load_file
-
     path = Path(path)
     if not path.exists():
         raise RunError(f"{path} does not exist")
@@ -115,9 +116,6 @@ def load_exported(path: str | Path) -> torch.nn.Module:
 def check_export(run: RunDir, path: str | Path) -> float:
     """Test accuracy (percent) of an exported classifier on the run's test split, by a plain
     forward pass over the whole network (independent of the batched evaluation)."""
-    from .data import load_dataset
-    from .pipeline import load_run_config
-
     model = load_exported(path)
     dataset = load_dataset(load_run_config(run).data)
     correct = 0

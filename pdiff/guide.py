@@ -14,15 +14,16 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from . import metrics
-from .config import RunConfig
-from .evaluate import BatchedEvaluator, Evaluation
-from .loaders import load_evaluation, load_generator, load_task, model_groups
-from .pipeline import load_run_config
-from .projection import PCABasis
-from .runs import RunDir, RunError
-from .runtime import make_generator, resolve_device
-from .sample import Samples
+from .core.config import RunConfig
+from .core.errors import RunError
+from .core.rundir import RunDir
+from .core.runtime import make_generator, resolve_device
+from .generator.sampling import Samples
+from .judge import metrics
+from .judge.evaluate import BatchedEvaluator, Evaluation
+from .judge.projection import PCABasis
+from .pipeline.loaders import load_evaluation, load_generator, load_task, model_groups
+from .pipeline.runner import load_run_config
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,8 @@ TINY_SETS = [f"{k}={v}".replace("False", "false").replace(" ", "") for k, v in T
 
 
 def tiny_config():
-    from pdiff.config import preset, with_overrides
+    from pdiff.core.config import with_overrides
+    from pdiff.core.presets import preset
 
     return with_overrides(preset("digits"), TINY_OVERRIDES)
 
@@ -39,7 +40,7 @@ def app_run(tmp_path_factory) -> Path:
     """Path of a finished tiny run; its parent folder is a runs root holding only it."""
     import torch
 
-    from pdiff.pipeline import run_pipeline
+    from pdiff.pipeline.runner import run_pipeline
 
     root = tmp_path_factory.mktemp("runs")
     path = root / "tiny"

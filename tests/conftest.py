@@ -59,13 +59,15 @@ MICRO_OVERRIDES = {
 
 
 def tiny_config():
-    from pdiff.config import preset, with_overrides
+    from pdiff.core.config import with_overrides
+    from pdiff.core.presets import preset
 
     return with_overrides(preset("digits"), TINY_OVERRIDES)
 
 
 def micro_config(**extra):
-    from pdiff.config import preset, with_overrides
+    from pdiff.core.config import with_overrides
+    from pdiff.core.presets import preset
 
     return with_overrides(preset("digits"), MICRO_OVERRIDES | extra)
 
@@ -82,7 +84,7 @@ def as_set_args(overrides: dict) -> list[str]:
 
 def copy_run(src, dst: Path):
     """A private copy of a run (for tests that damage or extend it); returns its RunDir."""
-    from pdiff.runs import RunDir
+    from pdiff.core.rundir import RunDir
 
     shutil.copytree(src.path if isinstance(src, RunDir) else Path(src), dst)
     return RunDir(dst)
@@ -91,7 +93,7 @@ def copy_run(src, dst: Path):
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """The RunDir of a finished tiny run (all stages done). Read only: copy it to change it."""
-    from pdiff.pipeline import run_pipeline
+    from pdiff.pipeline.runner import run_pipeline
 
     path = tmp_path_factory.mktemp("runs") / "tiny"
     return run_pipeline(path, tiny_config())
@@ -100,7 +102,7 @@ def tiny_run(tmp_path_factory):
 @pytest.fixture(scope="session")
 def lone_zoo_run(tmp_path_factory):
     """A finished micro run whose zoo is a single checkpoint (the paper's K = 1). Read only."""
-    from pdiff.pipeline import run_pipeline
+    from pdiff.pipeline.runner import run_pipeline
 
     path = tmp_path_factory.mktemp("runs") / "lone"
     return run_pipeline(path, micro_config(**{"collect.num_checkpoints": 1}))

@@ -8,13 +8,14 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from pdiff import ablation, metrics, preset
-from pdiff.evaluate import BatchedEvaluator
-from pdiff.loaders import load_evaluation, load_generator, load_task, load_zoo
-from pdiff.pipeline import load_run_config
-from pdiff.report import metrics_table
-from pdiff.runs import RunDir
-from pdiff.runtime import make_generator
+from pdiff import ablation, preset
+from pdiff.core.rundir import RunDir
+from pdiff.core.runtime import make_generator
+from pdiff.judge import metrics
+from pdiff.judge.evaluate import BatchedEvaluator
+from pdiff.pipeline.loaders import load_evaluation, load_generator, load_task, load_zoo
+from pdiff.pipeline.report import metrics_table
+from pdiff.pipeline.runner import load_run_config
 
 TINY = {
     "classifier.epochs": 2,

@@ -6,10 +6,10 @@ import torch
 from conftest import copy_run, tiny_config
 from torch.testing import assert_close
 
-from pdiff import metrics
-from pdiff.analysis import analyse_run
-from pdiff.loaders import load_evaluation, load_generator, model_groups
-from pdiff.runs import RunError
+from pdiff.core.errors import RunError
+from pdiff.judge import metrics
+from pdiff.pipeline.loaders import load_codec, load_evaluation, model_groups
+from pdiff.pipeline.runner import run_stage
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +134,7 @@ def test_missing_predictions_is_a_clear_run_error(tiny_run, tmp_path):
     del tensors["generated.predictions"]
     run.save("evaluation.safetensors", tensors, meta)
     with pytest.raises(RunError, match=r"lacks predictions \(generated\).*--force evaluate") as info:
-        analyse_run(run, tiny_config(), torch.device("cpu"))
+        run_stage(run, tiny_config(), "analyse", torch.device("cpu"))
     assert "\n" not in str(info.value)
 
 
@@ -163,10 +163,10 @@ def test_the_tiny_runs_generator_covers_its_training_latents(tiny_run):
     assert generated["latent_recall"] >= 0.7 * generated["latent_self_recall"]
     assert card["zoo"]["latent_fd"] is None and card["zoo"]["latent_fd_floor"] > 0  # the reference keeps its floor
     latents = tiny_run.load("generated.safetensors")[0]["latents"]
-    from pdiff import fidelity
-    from pdiff.analysis import group_fidelity
+    from pdiff.judge import fidelity
+    from pdiff.judge.analysis import group_fidelity
 
-    zoo_latents = load_generator(tiny_run, tiny_config(), torch.device("cpu"), with_denoiser=False).encode(
+    zoo_latents = load_codec(tiny_run, tiny_config(), torch.device("cpu")).encode(
         model_groups(tiny_run)["zoo"])
     assert generated["latent_spread_ratio"] == pytest.approx(fidelity.spread_ratio(latents, zoo_latents))
     assert group_fidelity(zoo_latents, latents, "latent", 0) == {k: generated[k] for k in generated

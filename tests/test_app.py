@@ -18,7 +18,7 @@ from app_fixtures import REPO, TINY_OVERRIDES, app_run, clone_run  # noqa: F401
 from streamlit.testing.v1 import AppTest
 
 from app import launcher
-from pdiff.runs import RunDir, read_json, write_json
+from pdiff.core.rundir import RunDir, read_json, write_json
 
 MAIN = str(REPO / "app" / "main.py")
 CHARTS = {"overview": 1, "accuracy": 1, "similarity": 4, "latent": 3, "autoencoder": 3, "denoising": 4, "glossary": 0,
@@ -143,7 +143,7 @@ def test_fidelity_tables_equal_the_runs_scorecard(monkeypatch, root):
 
 
 def test_the_verdict_shown_is_the_one_computed_from_the_runs_files(monkeypatch, root):
-    from pdiff.verdict import verdict
+    from pdiff.judge.verdict import verdict
 
     at = show(open_app(monkeypatch, root), "overview")
     card = _card(root / "tiny")  # straight from analysis.safetensors, not through the app
@@ -244,9 +244,9 @@ def test_the_download_exports_the_model_in_focus_at_its_recorded_accuracy(monkey
     what the run recorded."""
     from streamlit.runtime.media_file_manager import MediaFileManager
 
-    from pdiff.classifiers import build_classifier
-    from pdiff.data import load_dataset
-    from pdiff.pipeline import load_run_config
+    from pdiff.pipeline.runner import load_run_config
+    from pdiff.zoo.classifiers import build_classifier
+    from pdiff.zoo.datasets import load_dataset
 
     deferred = []
     original = MediaFileManager.add_deferred
@@ -327,14 +327,14 @@ def test_denoising_page(monkeypatch, root):
         assert metrics(at)[f"generated #0: accuracy of x0 at t={step}"] == f"{acc[current, 0]:.2f}%"
         picture = next(c for c in charts(at) if c["data"][0]["type"] == "heatmap")
         from app.figures import as_grid
-        from pdiff.params import Normalizer
+        from pdiff.generator.normalizer import Normalizer
 
         ae, _ = RunDir(root / "tiny").load("autoencoder.safetensors")
         normalizer = Normalizer.from_state({"mean": ae["normalizer.mean"], "std": ae["normalizer.std"]})
         x0 = normalizer.normalize(generated["trajectory"][current, 0][None].double())[0].numpy()
         np.testing.assert_allclose(decode(picture["data"][0]["z"]), as_grid(x0), rtol=1e-4, atol=1e-5)
 
-    from pdiff.diffusion import GaussianDiffusion
+    from pdiff.generator.diffusion import GaussianDiffusion
 
     at.slider(key="den_t").set_value(50).run()
     assert not at.exception and not at.error
@@ -363,7 +363,7 @@ def test_autoencoder_page_before_and_after(monkeypatch, root):
 
 
 def test_compare_page(monkeypatch, root):
-    from pdiff.comparison import mover
+    from pdiff.judge.comparison import mover
 
     other = clone_run(root / "tiny", root, "tiny-seed1")
     manifest = read_json(other / "run.json")
@@ -507,7 +507,7 @@ def test_partial_run_says_what_is_missing(monkeypatch, root):
 def test_watching_a_run_shows_live_loss_curves_and_time_estimates(monkeypatch, root):
     """A run in its autoencoder stage (progress.json as the pipeline writes it, a live pid): the Overview
     draws the losses so far and says how long each stage will take (the finished tiny run is the reference)."""
-    from pdiff.pipeline import ThrottledProgress
+    from pdiff.pipeline.runner import ThrottledProgress
 
     live = clone_run(root / "tiny", root, "live")
     manifest = read_json(live / "run.json")
@@ -579,7 +579,8 @@ def test_launch_and_resume_commands(app_run, tmp_path):  # noqa: F811
     from app_fixtures import tiny_config
 
     from pdiff import cli
-    from pdiff.config import parse_set, preset, with_overrides
+    from pdiff.core.config import parse_set, with_overrides
+    from pdiff.core.presets import preset
 
     cmd = launcher.command(Path("/runs/x"), "digits", {"sample.num_models": 7, "autoencoder.channels": (8, 16)})
     assert cmd[1:8] == ["-m", "pdiff", "run", "--out", "/runs/x", "--preset", "digits"]

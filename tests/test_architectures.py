@@ -8,9 +8,9 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
-from pdiff import architectures
-from pdiff.classifiers import build_classifier
-from pdiff.params import NORM_TYPES, layout_of, select_target
+from pdiff.zoo import architectures
+from pdiff.zoo.classifiers import build_classifier
+from pdiff.zoo.params import NORM_TYPES, layout_of, select_target
 
 # torchvision.models.resnet18() state dict, written out from its definition (BasicBlock, layers
 # [2, 2, 2, 2], widths 64-512, a 1x1-conv + BN shortcut in the first block of layers 2-4,

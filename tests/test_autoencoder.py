@@ -6,7 +6,9 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from pdiff.autoencoder import (
+from pdiff.core.config import AutoencoderConfig, RunConfig, config_from_dict, config_to_dict, with_overrides
+from pdiff.core.errors import ConfigError
+from pdiff.generator.autoencoder import (
     MLPAutoencoder,
     ParamAutoencoder,
     build_autoencoder,
@@ -14,8 +16,8 @@ from pdiff.autoencoder import (
     reconstruction_error,
     train_autoencoder,
 )
-from pdiff.config import AutoencoderConfig, ConfigError, RunConfig, config_from_dict, config_to_dict, with_overrides
-from pdiff.params import Normalizer, ParamLayout
+from pdiff.generator.normalizer import Normalizer
+from pdiff.zoo.params import ParamLayout
 
 
 @pytest.mark.parametrize("dim,layers,expected", [(394, 4, 400), (400, 4, 400), (1, 3, 8), (2048, 5, 2048),

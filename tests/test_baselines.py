@@ -6,8 +6,8 @@ import math
 import torch
 from torch.testing import assert_close
 
-from pdiff import baselines
-from pdiff.params import ParamLayout
+from pdiff.generator import baselines
+from pdiff.zoo.params import ParamLayout
 
 
 def _zoo(k: int = 20, seed: int = 0) -> tuple[torch.Tensor, ParamLayout]:

@@ -9,9 +9,9 @@ from torch import nn
 from torch.func import functional_call
 from torch.testing import assert_close
 
-from pdiff.batched_stages import BATCHNORM, LINEAR, PER_MODEL, RELU, SHARED, VMAP, plan_stages, run_stages
-from pdiff.classifiers import build_classifier
-from pdiff.evaluate import leaf_stages
+from pdiff.judge.batched_forms import BATCHNORM, LINEAR, PER_MODEL, RELU, SHARED, VMAP, plan_stages, run_stages
+from pdiff.judge.evaluate import leaf_stages
+from pdiff.zoo.classifiers import build_classifier
 
 
 def _per_model_reference(net: nn.Sequential, stacked: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:

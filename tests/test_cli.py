@@ -12,9 +12,10 @@ import pytest
 import torch
 from conftest import MICRO_OVERRIDES, REPO, as_set_args, copy_run
 
-from pdiff import cli, metrics
-from pdiff.pipeline import STAGE_NAMES
-from pdiff.runs import RunDir
+from pdiff import cli
+from pdiff.core.rundir import RunDir
+from pdiff.judge import metrics
+from pdiff.pipeline.table import STAGE_NAMES
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
@@ -110,7 +111,7 @@ def test_damaged_artifacts_give_one_line_errors(capsys, tiny_run, tmp_path):
 
 def test_python_dash_m_pdiff_report_on_truncated_run(tiny_run, tmp_path):
     """The real entry point: exit code 2, one line, no traceback."""
-    from pdiff.pipeline import reset_from
+    from pdiff.pipeline.runner import reset_from
 
     run = copy_run(tiny_run, tmp_path / "damaged")
     reset_from(run, "analyse")  # no current analysis: report reads the evaluation
@@ -157,12 +158,12 @@ def test_run_resume_and_force_from_the_command_line(capsys, tmp_path):
 
 
 def test_keyboard_interrupt_exits_130_with_a_resume_hint(capsys, monkeypatch, tmp_path):
-    import pdiff.pipeline
+    import pdiff.cli
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pdiff.pipeline, "run_pipeline", interrupted)
+    monkeypatch.setattr(pdiff.cli, "run_pipeline", interrupted)
     code, _, err = run_cli(capsys, "run", "--out", str(tmp_path / "x"), "--quiet")
     assert code == 130 and "resume" in err and "Traceback" not in err
 

@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 
-from pdiff import metrics
-from pdiff.comparison import compare_rows, mover
+from pdiff.judge import metrics
+from pdiff.judge.comparison import compare_rows, mover
 
 
 def test_mover_reduces_to_the_normal_interval_for_symmetric_intervals():

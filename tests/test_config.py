@@ -6,17 +6,9 @@ import json
 
 import pytest
 
-from pdiff.config import (
-    PRESET_OVERRIDES,
-    ConfigError,
-    RunConfig,
-    config_from_dict,
-    config_hash,
-    config_to_dict,
-    parse_set,
-    preset,
-    with_overrides,
-)
+from pdiff.core.config import RunConfig, config_from_dict, config_hash, config_to_dict, parse_set, with_overrides
+from pdiff.core.errors import ConfigError
+from pdiff.core.presets import PRESET_OVERRIDES, preset
 
 
 @pytest.mark.parametrize("name", sorted(PRESET_OVERRIDES))

@@ -10,15 +10,16 @@ from pathlib import Path
 import pytest
 from conftest import REPO, copy_run
 
-from pdiff import artifacts
-from pdiff.config import RunConfig, config_to_dict
-from pdiff.pipeline import load_run_config, reset_from, run_pipeline
-from pdiff.report import metrics_table
-from pdiff.runs import RunError
-from pdiff.stages import NOT_RESULTS, PRODUCER, STAGE_NAMES, STAGES, upstream
-from pdiff.status import flat_config, stage_states
+from pdiff.core import artifacts
+from pdiff.core.config import RunConfig, config_to_dict, flat_config
+from pdiff.core.errors import RunError
+from pdiff.pipeline.report import metrics_table
+from pdiff.pipeline.runner import load_run_config, reset_from, run_pipeline
+from pdiff.pipeline.status import stage_states
+from pdiff.pipeline.table import NOT_RESULTS, PRODUCER, STAGE_NAMES, STAGES, upstream
 
-MODULES = sorted(p.stem for p in (REPO / "pdiff").glob("*.py") if p.stem not in ("__init__", "__main__"))
+MODULES = sorted(".".join(p.relative_to(REPO / "pdiff").with_suffix("").parts) for p in (REPO / "pdiff").rglob("*.py")
+                 if p.stem not in ("__init__", "__main__"))
 
 
 def test_every_module_imports_on_its_own_in_a_fresh_interpreter():
@@ -73,7 +74,7 @@ def sampled_again(tiny_run, tmp_path):
     """A copy of the tiny run whose sampling was redone with other settings, and nothing after."""
     from conftest import tiny_config
 
-    from pdiff.config import with_overrides
+    from pdiff.core.config import with_overrides
 
     run = copy_run(tiny_run, tmp_path / "resampled")
     run_pipeline(run.path, with_overrides(tiny_config(), {"sample.num_models": 7}), until="sample")
@@ -126,3 +127,80 @@ def test_the_app_says_an_analysis_is_stale(sampled_again, monkeypatch):
     assert not at.exception
     assert any("**analyse** stage is stale" in w.value for w in at.warning)
     assert not at.get("plotly_chart")  # nothing from the stale analysis is drawn
+
+
+# --------------------------------------------------------------------------- the contract, enforced
+
+
+def test_a_stage_that_reads_an_undeclared_config_key_is_stopped():
+    from pdiff.core.config import RunConfig
+    from pdiff.pipeline.contract import ConfigView, ContractError
+    from pdiff.pipeline.table import BY_NAME, readable_keys
+
+    view = ConfigView(RunConfig(), readable_keys(BY_NAME["baselines"]), "baselines")
+    assert view.baselines.num_models == 100 and view.autoencoder.latent_dim == 16  # its own, and upstream's
+    assert view.data.root == "data"  # keys that change no result are readable by every stage
+    with pytest.raises(ContractError, match="stage 'baselines' read config key 'diffusion'"):
+        view.diffusion.steps  # noqa: B018  (the baselines do not depend on the denoiser)
+    with pytest.raises(ContractError, match="'sample'"):
+        view.sample  # noqa: B018
+    with pytest.raises(ContractError, match="tried to change"):
+        view.seed = 3
+
+
+def test_a_stage_that_loads_an_undeclared_artifact_is_stopped(tiny_run):
+    from pdiff.pipeline.contract import ContractError, RunView
+
+    view = RunView(tiny_run, (artifacts.ZOO,), (artifacts.AUTOENCODER,), "autoencoder")
+    assert "params" in view.load(artifacts.ZOO)[0]
+    with pytest.raises(ContractError, match="stage 'autoencoder' tried to load evaluation.safetensors"):
+        view.load(artifacts.EVALUATION)
+    with pytest.raises(ContractError, match="tried to save zoo.safetensors"):
+        view.save(artifacts.ZOO, {})
+
+
+def test_every_stage_runs_within_its_contract(tiny_run):
+    """The tiny run's stages all ran through the views: had one read past its declaration, the
+    session's run would have failed. Its record names the code it ran."""
+    for stage in STAGES:
+        code = tiny_run.stage(stage.name)["inputs"]["code"]
+        assert stage.run.__module__.replace(".", "/") + ".py" in code
+        assert all(path.startswith("pdiff/") for path in code)
+
+
+def test_code_versions_follow_the_imports_and_ignore_docstrings():
+    from pdiff.pipeline.table import BY_NAME
+
+    analyse, evaluate, collect = (set(BY_NAME[s].code) for s in ("analyse", "evaluate", "collect"))
+    assert "pdiff/judge/metrics.py" in analyse and "pdiff/judge/fidelity.py" in analyse
+    assert "pdiff/judge/metrics.py" not in evaluate | collect  # the metrics make only the analysis
+    assert "pdiff/generator/denoisers.py" not in collect  # collecting a zoo builds no generator
+
+
+def test_editing_the_metrics_code_makes_the_analysis_stale_and_the_plan_says_why(tmp_path):
+    """A copy of the package, one function of its metrics module edited: `python -m pdiff run
+    --out RUN` redoes the analysis alone and names the file (a docstring edit changes nothing)."""
+    import shutil
+
+    from conftest import MICRO_OVERRIDES, as_set_args
+
+    copy = tmp_path / "repo"
+    shutil.copytree(REPO / "pdiff", copy / "pdiff", ignore=shutil.ignore_patterns("__pycache__"))
+    run = tmp_path / "run"
+    env = {"PYTHONPATH": str(copy), "PDIFF_STORE": "off", "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
+
+    def pdiff_run() -> str:
+        result = subprocess.run([sys.executable, "-m", "pdiff", "run", "--out", str(run), "--quiet",
+                                 *as_set_args(MICRO_OVERRIDES)], cwd=tmp_path, env=env, capture_output=True,
+                                text=True, timeout=600, check=True)
+        return next(line for line in result.stdout.splitlines() if line.startswith("plan:"))
+
+    pdiff_run()
+    metrics = copy / "pdiff" / "judge" / "metrics.py"
+    text = metrics.read_text()
+    metrics.write_text(text.replace('"""Percentage of values >= threshold', '"""Share of values >= threshold'))
+    assert pdiff_run() == "plan: all 7 stages reused (nothing changed)"
+    metrics.write_text(text.replace("return 100.0 * (values.detach().double() >= threshold)",
+                                    "return 100.0 * (values.detach().double() >= threshold + 0.0)"))
+    assert pdiff_run() == ("plan: collect, autoencoder, diffusion, sample, baselines, evaluate reused; "
+                           "analyse run (its code changed: pdiff/judge/metrics.py)")

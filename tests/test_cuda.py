@@ -6,13 +6,13 @@ import pytest
 import torch
 from conftest import micro_config
 
-from pdiff.classifiers import build_classifier
-from pdiff.config import DataConfig
-from pdiff.data import load_dataset
-from pdiff.diffusion import GaussianDiffusion
-from pdiff.evaluate import BatchedEvaluator
-from pdiff.params import layout_of, read_vector, select_target
-from pdiff.samplers import DDIMSampler, DDPMSampler, sample_loop
+from pdiff.core.config import DataConfig
+from pdiff.generator.diffusion import GaussianDiffusion
+from pdiff.generator.samplers import DDIMSampler, DDPMSampler, sample_loop
+from pdiff.judge.evaluate import BatchedEvaluator
+from pdiff.zoo.classifiers import build_classifier
+from pdiff.zoo.datasets import load_dataset
+from pdiff.zoo.params import layout_of, read_vector, select_target
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 CUDA = torch.device("cuda")
@@ -82,8 +82,8 @@ def test_deterministic_ddim_on_cuda_follows_the_cpu():
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_a_micro_run_on_cuda_finishes_and_learns(tmp_path, precision):
-    from pdiff.pipeline import run_pipeline
-    from pdiff.report import metrics_table
+    from pdiff.pipeline.report import metrics_table
+    from pdiff.pipeline.runner import run_pipeline
 
     config = micro_config(**{"device": "cuda", "precision": precision, "classifier.epochs": 5,
                              "autoencoder.steps": 100, "diffusion.steps": 100})

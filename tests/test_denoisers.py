@@ -4,12 +4,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pdiff import fidelity
-from pdiff.denoisers import MLPDenoiser
-from pdiff.diffusion import GaussianDiffusion
-from pdiff.samplers import DDIMSampler, sample_loop
-from pdiff.training import train_steps
-from pdiff.whitening import LatentWhitening
+from pdiff.core.training import train_steps
+from pdiff.generator.denoisers import MLPDenoiser
+from pdiff.generator.diffusion import GaussianDiffusion
+from pdiff.generator.samplers import DDIMSampler, sample_loop
+from pdiff.generator.whitening import LatentWhitening
+from pdiff.judge import fidelity
 
 
 def test_untrained_skip_denoiser_is_the_optimal_denoiser_of_unit_gaussian_data():

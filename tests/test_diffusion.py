@@ -12,8 +12,8 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from pdiff.denoisers import ConvDenoiser, timestep_embedding
-from pdiff.diffusion import GaussianDiffusion
+from pdiff.generator.denoisers import ConvDenoiser, timestep_embedding
+from pdiff.generator.diffusion import GaussianDiffusion
 
 
 def schedule64(timesteps: int = 1000, beta_start: float = 1e-4, beta_end: float = 2e-2):

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from pdiff.classifiers import build_classifier
-from pdiff.evaluate import BatchedEvaluator
-from pdiff.params import layout_of, read_vector, select_target
-from pdiff.report import metrics_table
-from pdiff.runs import RunDir, load_tensors
+from pdiff.core.rundir import RunDir, load_tensors
+from pdiff.judge.evaluate import BatchedEvaluator
+from pdiff.pipeline.report import metrics_table
+from pdiff.zoo.classifiers import build_classifier
+from pdiff.zoo.params import layout_of, read_vector, select_target
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,10 +47,10 @@ def _vectors() -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor, torch.Tenso
 
 SHARDED_SCRIPT = textwrap.dedent("""
     import sys
-    from pdiff import distributed
-    from pdiff.evaluate import BatchedEvaluator
-    from pdiff.params import layout_of, select_target
-    from pdiff.runs import save_tensors
+    from pdiff.core import distributed
+    from pdiff.judge.evaluate import BatchedEvaluator
+    from pdiff.zoo.params import layout_of, select_target
+    from pdiff.core.rundir import save_tensors
     sys.path.insert(0, {tests!r})
     from test_distributed import _vectors
     rank = distributed.setup()

@@ -5,8 +5,9 @@ import copy
 
 import pytest
 
-from pdiff.config import RunConfig, config_to_dict, preset, with_overrides
-from pdiff.estimate import from_other_runs, remaining
+from pdiff.core.config import RunConfig, config_to_dict, with_overrides
+from pdiff.core.presets import preset
+from pdiff.pipeline.estimate import from_other_runs, remaining
 
 
 def manifest(overrides=None, seconds=None, device="cpu"):

@@ -8,12 +8,12 @@ import torch
 from torch import nn
 from torch.testing import assert_close
 
-from pdiff.classifiers import build_classifier
-from pdiff.config import DataConfig
-from pdiff.data import load_dataset
-from pdiff.evaluate import BatchedEvaluator, evaluate_loop, split_shared_prefix
-from pdiff.metrics import ensemble_accuracy
-from pdiff.params import layout_of, read_vector, select_target, write_vector
+from pdiff.core.config import DataConfig
+from pdiff.judge.evaluate import BatchedEvaluator, evaluate_loop, split_shared_prefix
+from pdiff.judge.metrics import ensemble_accuracy
+from pdiff.zoo.classifiers import build_classifier
+from pdiff.zoo.datasets import load_dataset
+from pdiff.zoo.params import layout_of, read_vector, select_target, write_vector
 
 
 @pytest.fixture(scope="module")

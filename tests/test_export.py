@@ -7,10 +7,10 @@ import torch
 from safetensors.torch import load_file
 
 from pdiff import cli
-from pdiff.classifiers import build_classifier
+from pdiff.core.errors import RunError
 from pdiff.export import check_export, export_state, load_exported, read_export, save_export
-from pdiff.loaders import load_evaluation, model_groups
-from pdiff.runs import RunError
+from pdiff.pipeline.loaders import load_evaluation, model_groups
+from pdiff.zoo.classifiers import build_classifier
 
 
 @pytest.mark.parametrize("group,index", [("generated", 3), ("zoo", -1), ("gaussian", 0), ("decoder-only", 5)])

@@ -8,7 +8,7 @@ import pytest
 import torch
 from scipy import linalg
 
-from pdiff import fidelity, metrics
+from pdiff.judge import fidelity, metrics
 
 
 def gaussian(n: int, d: int, seed: int, mean: float = 0.0, std: float = 1.0) -> torch.Tensor:

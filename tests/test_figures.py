@@ -239,7 +239,7 @@ def test_stage_frame():
     assert frame["metrics"].tolist() == ["dim=394", "ValueError: x"]
     assert "expected" not in frame
 
-    from pdiff.estimate import Estimate
+    from pdiff.pipeline.estimate import Estimate
 
     frame = tables.stage_frame([{"name": "autoencoder", "status": "running", "seconds": 10.0},
                                 {"name": "diffusion", "status": "pending"}],
@@ -259,7 +259,7 @@ def test_evidence_difference_and_selection_frames():
     assert frame.loc["zoo", "max IoU"] == "1.000 [1.000, 1.000]" and frame.loc["generated", "max IoU"] == "–"
     assert frame.loc["generated", "distinct"] == "1 of 5" and frame.loc["zoo", "top-3 NN"] == "50%"
 
-    from pdiff.comparison import compare_rows
+    from pdiff.judge.comparison import compare_rows
 
     diffs = compare_rows({"median": 90.0, "median_ci": [89.0, 91.0], "distinct_predictions": 3},
                          {"median": 92.0, "median_ci": [91.5, 92.5], "distinct_predictions": 5})

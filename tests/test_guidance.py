@@ -8,15 +8,15 @@ import torch
 from conftest import micro_config
 
 from pdiff import cli
-from pdiff.config import ConfigError, RunConfig, with_overrides
-from pdiff.denoisers import GuidedDenoiser, MLPDenoiser
-from pdiff.diffusion import GaussianDiffusion
+from pdiff.core.config import RunConfig, with_overrides
+from pdiff.core.errors import ConfigError, RunError
+from pdiff.core.runtime import make_generator
+from pdiff.generator.denoisers import GuidedDenoiser, MLPDenoiser
+from pdiff.generator.diffusion import GaussianDiffusion
+from pdiff.generator.samplers import DDPMSampler, sample_loop
 from pdiff.guide import Guide, guide
-from pdiff.loaders import load_evaluation, load_generator
-from pdiff.pipeline import load_run_config, run_pipeline
-from pdiff.runs import RunError
-from pdiff.runtime import make_generator
-from pdiff.samplers import DDPMSampler, sample_loop
+from pdiff.pipeline.loaders import load_evaluation, load_generator
+from pdiff.pipeline.runner import load_run_config, run_pipeline
 
 GUIDED = {"collect.reinit": True, "collect.optimizer": "sgd", "collect.lr": 0.01, "collect.num_checkpoints": 40,
           "classifier.epochs": 4, "diffusion.condition": "accuracy", "diffusion.steps": 400,
@@ -124,7 +124,7 @@ def test_the_guided_page_asks_and_shows_what_came_out(guided_run, monkeypatch):
     from conftest import REPO
     from streamlit.testing.v1 import AppTest
 
-    from pdiff import metrics
+    from pdiff.judge import metrics
 
     monkeypatch.setenv("PDIFF_RUNS", str(guided_run.path.parent))
     monkeypatch.setenv("PDIFF_AUTOSTART", "0")

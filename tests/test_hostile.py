@@ -25,11 +25,13 @@ from conftest import MICRO_OVERRIDES, REPO, as_set_args, micro_config
 from test_app import open_app, show
 
 from app import launcher
-from pdiff import cli, plugins, safety
-from pdiff.divergence import Diverged, LossWatch, check_finite
-from pdiff.pipeline import prepare_run, run_pipeline, run_stage
-from pdiff.runs import RunDir, RunError, list_runs, read_json, safe_run_path, save_tensors, write_json
-from pdiff.status import stage_states
+from pdiff import cli
+from pdiff.core import plugins, safety
+from pdiff.core.divergence import Diverged, LossWatch, check_finite
+from pdiff.core.errors import RunError
+from pdiff.core.rundir import RunDir, list_runs, read_json, safe_run_path, save_tensors, write_json
+from pdiff.pipeline.runner import prepare_run, run_pipeline, run_stage
+from pdiff.pipeline.status import stage_states
 
 PAGES = ["overview", "accuracy", "latent", "similarity", "denoising", "new_run", "compare"]
 SECRET = "export SECRET=outside-the-run\n"
@@ -342,10 +344,10 @@ def test_a_loss_spike_or_nan_is_caught_at_its_step():
 def test_a_non_finite_artifact_is_never_saved_as_done(monkeypatch, micro_run, tmp_path):
     run = RunDir(clone_run(micro_run.path, tmp_path, "run"))
     before = run.file("baselines.safetensors").read_bytes()
-    import pdiff.stages
+    import pdiff.pipeline.stages.baselines
 
     nan = {"gaussian": torch.tensor([[1.0, float("nan")]])}
-    monkeypatch.setattr(pdiff.stages, "make_baselines", lambda *a, **k: nan)
+    monkeypatch.setattr(pdiff.pipeline.stages.baselines, "make_baselines", lambda *a, **k: nan)
     with pytest.raises(RunError) as info:
         run_stage(run, micro_config(), "baselines", torch.device("cpu"))
     message = str(info.value)
@@ -651,8 +653,7 @@ def plugin_file(tmp_path):
     path = tmp_path / "my_plugin.py"
     path.write_text(PLUGIN)
     yield path
-    from pdiff.classifiers import CLASSIFIERS
-    from pdiff.data import DATASETS
+    from pdiff.core.registry import CLASSIFIERS, DATASETS
 
     DATASETS.pop("hostile-data", None)
     CLASSIFIERS.pop("hostile-net", None)
@@ -674,8 +675,7 @@ def test_unregistered_names_fail_before_anything_is_written(capsys, monkeypatch,
                            *as_set_args(MICRO_OVERRIDES), *BYO)
     assert code == 0, err
     assert RunDir(out).stage_done("collect")
-    from pdiff.classifiers import CLASSIFIERS
-    from pdiff.data import DATASETS
+    from pdiff.core.registry import CLASSIFIERS, DATASETS
 
     DATASETS.pop("hostile-data")  # a later process without the registrations
     CLASSIFIERS.pop("hostile-net")

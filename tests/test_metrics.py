@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from pdiff import metrics
+from pdiff.judge import metrics
 
 
 def _random_predictions(n_models: int, n_samples: int, n_classes: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -11,14 +11,16 @@ import pytest
 import torch
 from conftest import MICRO_OVERRIDES
 
-from pdiff import mnist1d as m1d
 from pdiff.cli import main
-from pdiff.config import ConfigError, DataConfig, preset, with_overrides
-from pdiff.data import load_dataset
-from pdiff.evaluate import split_shared_prefix
-from pdiff.params import select_target
-from pdiff.pipeline import run_pipeline
-from pdiff.report import metrics_table
+from pdiff.core.config import DataConfig, with_overrides
+from pdiff.core.errors import ConfigError
+from pdiff.core.presets import preset
+from pdiff.judge.evaluate import split_shared_prefix
+from pdiff.pipeline.report import metrics_table
+from pdiff.pipeline.runner import run_pipeline
+from pdiff.zoo import mnist1d as m1d
+from pdiff.zoo.datasets import load_dataset
+from pdiff.zoo.params import select_target
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +125,7 @@ def test_damaged_cache_reaches_the_command_line_as_one_line(cached_root: Path, t
 
 
 def test_cnn1d_target_is_last_bn_and_head_after_a_shared_prefix() -> None:
-    from pdiff.classifiers import build_classifier
+    from pdiff.zoo.classifiers import build_classifier
 
     config = preset("mnist1d")
     model = build_classifier(config.classifier.arch, (1, 40), 10)

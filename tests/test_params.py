@@ -7,9 +7,10 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from pdiff.classifiers import build_classifier
-from pdiff.config import ConfigError
-from pdiff.params import Normalizer, ParamLayout, layout_of, read_vector, select_target, write_vector
+from pdiff.core.errors import ConfigError
+from pdiff.generator.normalizer import Normalizer
+from pdiff.zoo.classifiers import build_classifier
+from pdiff.zoo.params import ParamLayout, layout_of, read_vector, select_target, write_vector
 
 
 @pytest.fixture

@@ -8,9 +8,11 @@ import pytest
 import torch
 from conftest import copy_run, micro_config, tiny_config
 
-from pdiff.loaders import load_generator, load_task, model_groups
-from pdiff.pipeline import STAGE_NAMES, reset_from, run_pipeline
-from pdiff.runs import RunDir, RunError
+from pdiff.core.errors import RunError
+from pdiff.core.rundir import RunDir
+from pdiff.pipeline.loaders import load_generator, load_task, model_groups
+from pdiff.pipeline.runner import reset_from, run_pipeline
+from pdiff.pipeline.table import STAGE_NAMES
 
 ARTIFACTS = ["base.safetensors", "zoo.safetensors", "autoencoder.safetensors", "denoiser.safetensors",
              "generated.safetensors", "baselines.safetensors", "evaluation.safetensors", "analysis.safetensors"]
@@ -224,7 +226,8 @@ def test_runs_in_one_folder_share_stages_through_the_store(tmp_path):
 
 
 def test_a_dataset_re_registered_under_the_same_name_redoes_collect(tmp_path):
-    from pdiff.data import DATASETS, register_tensors
+    from pdiff.core.registry import DATASETS
+    from pdiff.zoo.datasets import register_tensors
 
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(96, 1, 8, 8, generator=g), torch.arange(96) % 3
@@ -276,8 +279,8 @@ def test_progress_file_tracks_the_last_stage(micro_run):
 
 
 def test_progress_keeps_each_phases_losses_for_live_curves(tmp_path):
-    from pdiff.pipeline import ThrottledProgress
-    from pdiff.runs import RunDir
+    from pdiff.core.rundir import RunDir
+    from pdiff.pipeline.runner import ThrottledProgress
 
     run = RunDir(tmp_path)
     progress = ThrottledProgress(run, interval=0.0, max_points=8)

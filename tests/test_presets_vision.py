@@ -9,9 +9,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from bench_cifar_smoke import write_synthetic_cifar10
 
-from pdiff.config import preset, with_overrides
-from pdiff.pipeline import run_pipeline
-from pdiff.report import metrics_table
+from pdiff.core.config import with_overrides
+from pdiff.core.presets import preset
+from pdiff.pipeline.report import metrics_table
+from pdiff.pipeline.runner import run_pipeline
 
 FEW_STEPS = {"classifier.epochs": 1, "classifier.batch_size": 16, "data.train_subset": 48, "data.test_subset": 24,
              "collect.num_checkpoints": 4, "autoencoder.steps": 2, "diffusion.steps": 2, "diffusion.timesteps": 20,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch.testing import assert_close
 
-from pdiff import projection
+from pdiff.judge import projection
 
 
 def _points(n: int, d: int, seed: int) -> torch.Tensor:

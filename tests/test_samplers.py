@@ -16,9 +16,10 @@ import torch
 from test_diffusion import perfect_predictor, schedule64
 from torch.testing import assert_close
 
-from pdiff.diffusion import GaussianDiffusion
-from pdiff.sample import LatentStats
-from pdiff.samplers import SAMPLERS, DDIMSampler, DDPMSampler, Sampler, make_sampler, register_sampler, sample_loop
+from pdiff.core.registry import SAMPLERS
+from pdiff.generator.diffusion import GaussianDiffusion
+from pdiff.generator.samplers import DDIMSampler, DDPMSampler, Sampler, make_sampler, register_sampler, sample_loop
+from pdiff.generator.sampling import LatentStats
 
 MU = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
 SIGMA = torch.tensor([[1.0, 0.6, 0.0], [0.6, 0.5, -0.1], [0.0, -0.1, 0.3]], dtype=torch.float64)
@@ -214,7 +215,8 @@ class JumpSampler(Sampler):
 
 
 def test_a_registered_sampler_is_accepted_and_used(monkeypatch):
-    from pdiff.config import ConfigError, RunConfig, with_overrides
+    from pdiff.core.config import RunConfig, with_overrides
+    from pdiff.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="unknown sample.sampler 'jump'; samplers: ddpm, ddim"):
         with_overrides(RunConfig(), {"sample.sampler": "jump"})

@@ -1,36 +1,87 @@
-"""Thread settings: the wait policy is chosen from the machine's load before torch loads, the requested count is
-parsed from the flag and the environment, and "auto" stays within the usable cores."""
+"""Threads: nothing happens at import; `configure_threads` chooses the wait policy from the load before
+torch loads (the user's own setting wins), the count comes from the request alone, a launcher hands its
+choice down, a stage sets its count and restores the caller's, and every stage records who chose."""
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 
 import pytest
 import torch
-from conftest import REPO
+from conftest import REPO, micro_config
 
-from pdiff import threads
+from pdiff.core import threads
+from pdiff.core.runtime import stage_threads
+
+CLEAN = {k: v for k, v in os.environ.items()
+         if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS", "PDIFF_THREADS", threads.CHOICE_ENV)}
 
 
-def test_importing_pdiff_first_chooses_a_wait_policy_unless_the_user_chose():
-    def policy(code: str, env: dict) -> str:
-        result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
-                                timeout=120, check=True, env=env)
-        return result.stdout.strip()
+def python(code: str, env: dict | None = None) -> str:
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300,
+                            check=True, env=CLEAN if env is None else env)
+    return result.stdout.strip()
 
-    import os
 
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
-    show = ("import os; print(os.environ.get('OMP_WAIT_POLICY'), os.environ.get('GOMP_SPINCOUNT'), '|', "
-            "pdiff.threads.wait_policy())")
-    chosen = policy(f"import pdiff; {show}", env)
-    assert chosen in ("PASSIVE None | PASSIVE", "None 10000 | spin 10000 (idle at start)") or \
-        chosen.startswith("PASSIVE None | PASSIVE (busy at start: "), chosen
-    assert policy(f"import pdiff; {show}", env | {"OMP_WAIT_POLICY": "ACTIVE"}) == \
-        "ACTIVE None | OMP_WAIT_POLICY=ACTIVE (set by the user)"
-    assert policy(f"import pdiff; {show}", env | {"GOMP_SPINCOUNT": "5"}) == "None 5 | GOMP_SPINCOUNT=5 (set by the user)"
-    late = policy(f"import torch, pdiff; {show}", env)
-    assert late == "None None | default (torch was loaded before pdiff)"  # too late to matter: not set, and said so
+def test_importing_any_pdiff_module_changes_nothing_and_sleeps_nothing():
+    """Every module of the package, imported in a fresh interpreter: the environment, torch's
+    thread count and the thread choice are as before, and `threads.free_cores` (the only sleep)
+    was never called."""
+    code = ("import os, importlib, pkgutil, time\n"
+            "before = dict(os.environ)\n"
+            "import pdiff\n"
+            "from pdiff.core import threads\n"
+            "calls = []\n"
+            "threads.free_cores = lambda *a, **k: calls.append(1)\n"
+            "for m in pkgutil.walk_packages(pdiff.__path__, 'pdiff.'):\n"
+            "    if not m.name.endswith('__main__'):\n"
+            "        importlib.import_module(m.name)\n"
+            "import torch\n"
+            "print(dict(os.environ) == before, calls == [], torch.get_num_threads() == torch.get_num_threads(),\n"
+            "      threads.current() is threads.NOT_CHOSEN)\n")
+    assert python(code) == "True True True True"
+
+
+def test_import_pdiff_is_cheap():
+    """`import pdiff` loads no torch: the public names are imported on first use."""
+    assert python("import sys, pdiff; print('torch' in sys.modules, pdiff.RunConfig.__module__)") == \
+        "False pdiff.core.config"
+
+
+def test_configure_threads_before_torch_chooses_a_policy_from_the_load():
+    show = ("from pdiff.core import threads; threads.free_cores = lambda window=0.25: {free}; "
+            "c = threads.configure_threads(); import os; "
+            "print(os.environ.get('OMP_WAIT_POLICY'), os.environ.get('GOMP_SPINCOUNT'), '|', c.policy, '|', c.chosen_by)")
+    idle = python(show.format(free=2.0))
+    assert idle == "None 10000 | spin 10000 (idle at start) | pdiff.configure_threads()"
+    busy = python(show.format(free=0.3))
+    assert busy.startswith("PASSIVE None | PASSIVE (busy at start: 0.3 of ")
+
+
+def test_the_users_own_policy_wins_and_a_late_call_says_it_is_too_late():
+    show = ("from pdiff.core import threads; c = threads.configure_threads(); import os; "
+            "print(os.environ.get('OMP_WAIT_POLICY'), os.environ.get('GOMP_SPINCOUNT'), '|', c.policy)")
+    assert python(show, CLEAN | {"OMP_WAIT_POLICY": "ACTIVE"}) == "ACTIVE None | OMP_WAIT_POLICY=ACTIVE (set by the user)"
+    assert python(show, CLEAN | {"GOMP_SPINCOUNT": "5"}) == "None 5 | GOMP_SPINCOUNT=5 (set by the user)"
+    late = python("import torch; " + show)
+    assert late == "None None | libgomp's default (torch was imported before the policy could be set)"
+
+
+def test_a_second_call_keeps_the_policy_and_updates_the_count():
+    code = ("from pdiff.core import threads; threads.free_cores = lambda window=0.25: 2.0; "
+            "a = threads.configure_threads(); b = threads.configure_threads(3, chosen_by='other'); "
+            "print(a.policy == b.policy, b.count, b.chosen_by)")
+    assert python(code) == "True 3 pdiff.configure_threads()"  # not "set by the user" the second time
+
+
+def test_a_launched_run_adopts_the_launchers_choice():
+    launcher = threads.ThreadChoice(None, "spin 10000 (idle at start)", "the app")
+    env = {k: v for k, v in threads.child_environment(launcher).items() if k in CLEAN or k == threads.CHOICE_ENV}
+    env |= {"GOMP_SPINCOUNT": "10000"}  # what the launcher's process set, inherited
+    code = "from pdiff.core import threads; c = threads.configure_threads(); print(c.policy, '|', c.chosen_by)"
+    assert python(code, env) == "spin 10000 (idle at start) | the app"
 
 
 @pytest.mark.parametrize("free,cores,expected", [
@@ -45,9 +96,8 @@ def test_busy_machines_wait_passively_idle_ones_spin_briefly(free, cores, expect
 
 
 @pytest.mark.parametrize("flag,env,expected", [
-    (None, {}, None), ("3", {}, 3), ("auto", {}, "auto"), (None, {"PDIFF_THREADS": "2"}, 2),
+    (None, {}, None), ("3", {}, 3), (None, {"PDIFF_THREADS": "2"}, 2),
     (None, {"OMP_NUM_THREADS": "1"}, 1), ("4", {"PDIFF_THREADS": "2", "OMP_NUM_THREADS": "1"}, 4),
-    (None, {"PDIFF_THREADS": "auto", "OMP_NUM_THREADS": "1"}, "auto"),
 ])
 def test_requested_threads_flag_then_environment(monkeypatch, flag, env, expected):
     monkeypatch.delenv("PDIFF_THREADS", raising=False)
@@ -59,27 +109,29 @@ def test_requested_threads_flag_then_environment(monkeypatch, flag, env, expecte
 
 def test_bad_thread_requests_are_refused(monkeypatch, capsys, tmp_path):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    with pytest.raises(ValueError, match="positive count or 'auto'"):
-        threads.requested_threads("0")
+    monkeypatch.delenv("PDIFF_THREADS", raising=False)
+    for bad in ("0", "auto", "-2"):
+        with pytest.raises(ValueError, match="threads must be a positive count"):
+            threads.requested_threads(bad)
     from pdiff import cli
 
     assert cli.main(["run", "--out", str(tmp_path / "x"), "--threads", "many"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: threads must be a positive count or 'auto', got 'many'") and "\n" not in err
+    assert err.startswith("error: threads must be a positive count, got 'many'") and "\n" not in err
     assert not (tmp_path / "x").exists()
 
 
-def test_auto_uses_the_free_cores_within_bounds(monkeypatch):
+def test_a_stage_sets_its_count_and_restores_the_callers():
     before = torch.get_num_threads()
-    try:
-        monkeypatch.setattr(threads, "free_cores", lambda window=0.25: 0.2)  # a busy machine
-        assert threads.apply("auto")["threads"] == 1
-        monkeypatch.setattr(threads, "free_cores", lambda window=0.25: 64.0)  # more than we may use
-        assert threads.apply("auto")["threads"] == threads.physical_cores()
-        assert threads.apply(1) == {"threads": 1, "request": 1, "omp_wait_policy": threads.wait_policy()}
-        assert threads.apply(None)["threads"] == 1  # None leaves the setting alone
-    finally:
-        torch.set_num_threads(before)
+    other = 2 if before != 2 else 1
+    with stage_threads(other) as count:
+        assert count == other == torch.get_num_threads()
+    assert torch.get_num_threads() == before
+    with stage_threads(None) as count:
+        assert count == before
+    with pytest.raises(RuntimeError), stage_threads(other):
+        raise RuntimeError("a failing stage restores too")
+    assert torch.get_num_threads() == before
 
 
 def test_free_cores_is_the_idle_share_of_all_cores(monkeypatch):
@@ -87,22 +139,53 @@ def test_free_cores_is_the_idle_share_of_all_cores(monkeypatch):
     monkeypatch.setattr(threads, "_cpu_times", lambda: next(samples))
     monkeypatch.setattr(threads.os, "cpu_count", lambda: 2)
     assert threads.free_cores(0.0) == pytest.approx(1.5)
-    monkeypatch.setattr(threads, "_cpu_times", lambda: None)  # no /proc/stat: unknown, all cores used
-    assert threads.free_cores(0.0) is None and threads.auto_threads() == threads.physical_cores()
+    monkeypatch.setattr(threads, "_cpu_times", lambda: None)  # no /proc/stat: unknown
+    assert threads.free_cores(0.0) is None
 
 
-def test_torch_loaded_first_makes_unrequested_stages_take_the_idle_cores():
-    """libgomp's long spin could not be shortened: a stage without a thread request takes no more
-    threads than cores stood idle (here idle cores are faked), and a request still wins."""
-    import os
+def test_the_command_line_records_who_chose_and_runs_with_torchs_default_count(tmp_path):
+    """`python -m pdiff run` with nothing pinned: the default path, which the other tests (one
+    pinned thread) never take. Every stage records the count, the policy and who chose them."""
+    from conftest import MICRO_OVERRIDES, as_set_args
 
-    code = ("import torch; torch.set_num_threads(2); import pdiff; from pdiff import threads; "
-            "threads.free_cores = lambda window=0.25: 0.2; "
-            "print(threads.apply(None)['threads'], threads.apply(None)['request'], threads.apply(2)['threads'])")
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS")}
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
-                         check=True, env=env).stdout.split()
-    assert out == ["1", "auto", "2"]
-    mine = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
-                          check=True, env=env | {"GOMP_SPINCOUNT": "100"}).stdout.split()
-    assert mine == ["2", "default", "2"]  # the user chose the spin: their thread count stands
+    out = tmp_path / "run"
+    subprocess.run([sys.executable, "-m", "pdiff", "run", "--out", str(out), "--quiet", "--until", "autoencoder",
+                    *as_set_args(MICRO_OVERRIDES)], cwd=REPO, check=True, timeout=300, env=CLEAN,
+                   capture_output=True)
+    manifest = json.loads((out / "run.json").read_text())
+    assert manifest["threads"]["chosen_by"] == "the command line"
+    default = int(python("import torch; print(torch.get_num_threads())"))
+    for stage in ("collect", "autoencoder"):
+        record = manifest["stages"][stage]["threads"]
+        assert record["count"] == default and record["chosen_by"] == "the command line"
+        assert record["policy"].startswith(("spin 10000", "PASSIVE (busy at start"))
+    assert micro_config().seed == manifest["config"]["seed"]
+
+
+@pytest.mark.slow
+def test_a_runs_artifacts_are_identical_idle_and_beside_two_busy_loops(tmp_path):
+    """The same command twice with torch's default count: once on a quiet machine (threads spin),
+    once beside two busy processes (threads wait passively). Only the wait policy may differ."""
+    from conftest import TINY_OVERRIDES, as_set_args
+    from safetensors.torch import load_file
+
+    def run(out, busy: bool) -> dict:
+        loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2 if busy else 0)]
+        try:
+            subprocess.run([sys.executable, "-m", "pdiff", "run", "--out", str(out), "--quiet",
+                            *as_set_args(TINY_OVERRIDES | {"autoencoder.steps": 100, "diffusion.steps": 100})],
+                           cwd=REPO, check=True, timeout=900, env=CLEAN | {"PDIFF_STORE": "off"}, capture_output=True)
+        finally:
+            for loop in loops:
+                loop.kill()
+                loop.wait()
+        return json.loads((out / "run.json").read_text())
+
+    quiet, busy = run(tmp_path / "quiet", False), run(tmp_path / "busy", True)
+    assert busy["threads"]["policy"].startswith("PASSIVE (busy at start")
+    assert quiet["stages"]["collect"]["threads"]["count"] == busy["stages"]["collect"]["threads"]["count"]
+    for name in sorted(p.name for p in (tmp_path / "quiet").glob("*.safetensors")):
+        a, b = load_file(tmp_path / "quiet" / name), load_file(tmp_path / "busy" / name)
+        assert a.keys() == b.keys(), name
+        for key in a:
+            assert torch.equal(a[key], b[key]), f"{name}: {key}"

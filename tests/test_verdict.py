@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 
-from pdiff.verdict import verdict
+from pdiff.judge.verdict import verdict
 
 
 def row(n=100, median=90.0, ci=(89.5, 90.5), good=95.0, iou=0.80, iou_ci=(0.78, 0.82), nn=1.0, within=0.6,

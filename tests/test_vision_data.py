@@ -13,11 +13,13 @@ import numpy as np
 import pytest
 import torch
 
-from pdiff import vision_data
-from pdiff.classifiers import build_classifier
-from pdiff.config import ConfigError, DataConfig, preset
-from pdiff.data import load_dataset
-from pdiff.params import layout_of, select_target
+from pdiff.core.config import DataConfig
+from pdiff.core.errors import ConfigError
+from pdiff.core.presets import preset
+from pdiff.zoo import vision as vision_data
+from pdiff.zoo.classifiers import build_classifier
+from pdiff.zoo.datasets import load_dataset
+from pdiff.zoo.params import layout_of, select_target
 
 N_TRAIN, N_TEST = 20, 10
 

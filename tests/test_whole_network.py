@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pdiff.classifiers import build_classifier
-from pdiff.config import preset, with_overrides
-from pdiff.loaders import load_task
-from pdiff.pipeline import run_pipeline
+from pdiff.core.config import with_overrides
+from pdiff.core.presets import preset
+from pdiff.pipeline.loaders import load_task
+from pdiff.pipeline.runner import run_pipeline
+from pdiff.zoo.classifiers import build_classifier
 
 FEW_STEPS = {"classifier.epochs": 3, "collect.num_checkpoints": 12, "autoencoder.steps": 3, "diffusion.steps": 3,
              "diffusion.timesteps": 50, "sample.num_models": 4, "baselines.enabled": False, "analysis.bootstrap": 20,

@@ -2,7 +2,7 @@
 import streamlit as st
 
 from app import data, figures, tables, ui
-from pdiff.glossary import define_group, define_metric
+from pdiff.judge.glossary import define_group, define_metric
 
 st.title("Accuracy")
 ui.intro("Each shape is one group of models: the trained zoo, the generated models and the baselines. "

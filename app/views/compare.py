@@ -3,8 +3,9 @@ the accuracy distributions and the settings that differ."""
 import streamlit as st
 
 from app import data, figures, tables, ui
-from pdiff.comparison import compare_rows
-from pdiff.runs import RunDir, RunError, safe_run_path
+from pdiff.core.errors import RunError
+from pdiff.core.rundir import RunDir, safe_run_path
+from pdiff.judge.comparison import compare_rows
 
 st.title("Compare runs")
 ui.intro("Pick two runs to see what a change of settings did. The table gives every headline number of one group "

@@ -2,7 +2,7 @@
 import streamlit as st
 
 from app import ui
-from pdiff.glossary import GROUPS, METRICS, define_group
+from pdiff.judge.glossary import GROUPS, METRICS, define_group
 
 NAMES = {"ci": "95% interval", "max_iou": "max IoU", "nn_distance": "NN distance", "nn_agreement": "NN agreement",
          "nn_top_share": "top-3 NN share", "nn_targets": "NN targets", "iou_within": "IoU within",
@@ -11,7 +11,7 @@ NAMES = {"ci": "95% interval", "max_iou": "max IoU", "nn_distance": "NN distance
          "latent_precision": "precision", "latent_recall": "recall"}
 
 st.title("Glossary")
-ui.intro("The same definitions appear as help text beside the numbers; they come from `pdiff.glossary`, "
+ui.intro("The same definitions appear as help text beside the numbers; they come from `pdiff.judge.glossary`, "
          "which the verdict and the notebooks use too.")
 
 st.subheader("Groups of models")

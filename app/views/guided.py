@@ -4,10 +4,10 @@ import numpy as np
 import streamlit as st
 
 from app import data, figures, ui
-from pdiff.artifacts import AUTOENCODER, BASE, DENOISER, ZOO
+from pdiff.core.artifacts import AUTOENCODER, BASE, DENOISER, ZOO
+from pdiff.core.rundir import RunDir
+from pdiff.core.runtime import resolve_device
 from pdiff.guide import Guide
-from pdiff.runs import RunDir
-from pdiff.runtime import resolve_device
 
 st.title("Guided generation")
 ui.intro("A run made with `diffusion.condition=accuracy` (the *mnist1d-guided* preset) trains its denoiser with each "

@@ -2,9 +2,11 @@
 import streamlit as st
 
 from app import data, launcher, ui
-from pdiff import config as cfg
-from pdiff.runs import RunError, safe_run_path
-from pdiff.samplers import SAMPLERS
+from pdiff.core import config as cfg
+from pdiff.core.errors import ConfigError, RunError
+from pdiff.core.presets import PRESET_HELP, PRESET_OVERRIDES, preset
+from pdiff.core.registry import SAMPLERS
+from pdiff.core.rundir import safe_run_path
 
 st.title("New run")
 ui.intro("Choose a preset and the main sizes, then launch: the run builds in the background with the same "
@@ -13,9 +15,9 @@ ui.intro("Choose a preset and the main sizes, then launch: the run builds in the
          "anything starts. To resume a stopped run, select it and press *Resume* in the sidebar (or run "
          "`python -m pdiff run --out DIR`, which resumes an existing run with its stored config).")
 
-preset_name = st.selectbox("Preset", list(cfg.PRESET_OVERRIDES), key="new_preset",
-                           format_func=lambda p: f"{p}: {cfg.PRESET_HELP.get(p, '')}")
-base = cfg.preset(preset_name)
+preset_name = st.selectbox("Preset", list(PRESET_OVERRIDES), key="new_preset",
+                           format_func=lambda p: f"{p}: {PRESET_HELP.get(p, '')}")
+base = preset(preset_name)
 FIELDS = [  # (config key, label, help)
     ("collect.num_checkpoints", "Zoo checkpoints (K)", "how many checkpoints of the target parameters to save"),
     ("autoencoder.steps", "Autoencoder steps", "training steps of the parameter autoencoder"),
@@ -56,7 +58,7 @@ if submitted:
         run_name = name.strip() or (preset_name if not overrides else f"{preset_name}-{cfg.config_hash(config)}")
         path = safe_run_path(run_name, data.root())
         launcher.launch(path, preset_name, overrides)
-    except (cfg.ConfigError, RunError, OSError) as exc:
+    except (ConfigError, RunError, OSError) as exc:
         problem.error(str(exc), icon=":material/warning:")
         st.toast(f"Not launched: {exc}", icon=":material/warning:")
     else:

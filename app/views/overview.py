@@ -5,8 +5,8 @@ from dataclasses import asdict
 import streamlit as st
 
 from app import data, tables, ui
-from pdiff.config import RunConfig
-from pdiff.glossary import define_metric
+from pdiff.core.config import RunConfig
+from pdiff.judge.glossary import define_metric
 
 ANSWERS = {  # answer -> (label, colour, icon)
     "new": ("New models", "green", ":material/auto_awesome:"),
@@ -20,7 +20,7 @@ STATUS_ICONS = {"good": ":green[:material/check_circle:]", "bad": ":red[:materia
 
 st.title("Overview")
 ui.intro("Did the generator make new, good models, or copy its training checkpoints? The answer below is computed "
-         "from this run's metrics (pdiff.verdict), with the numbers and 95% bootstrap intervals it rests on. "
+         "from this run's metrics (pdiff.judge.verdict), with the numbers and 95% bootstrap intervals it rests on. "
          "Every term is defined on the Glossary page and in the help (?) beside it.")
 
 run = ui.selected_run()

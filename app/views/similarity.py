@@ -3,7 +3,7 @@ import numpy as np
 import streamlit as st
 
 from app import data, figures, neighbours, ui
-from pdiff.glossary import define_metric
+from pdiff.judge.glossary import define_metric
 
 st.title("Similarity")
 ui.intro("Two models are similar when they get the same test samples wrong: their similarity is the IoU of their "

@@ -30,7 +30,7 @@ from .core.rundir import RunDir
 from .core.runtime import make_generator, resolve_device
 from .generator.samplers import make_sampler
 from .judge import metrics
-from .judge.analysis import GOOD_WITHIN
+from .judge.analysis import good_threshold
 from .judge.evaluate import BatchedEvaluator
 from .pipeline.loaders import load_evaluation, load_generator, load_task
 from .pipeline.report import metrics_table, text_table
@@ -209,11 +209,11 @@ def resample(run: RunDir, sampler: str = "ddim", steps: int = 50, num_models: in
                                  config.evaluate.chunk_size, config.evaluate.batch_size)
     accuracy = evaluator.evaluate(samples.params).accuracy
     summary = metrics.accuracy_summary(accuracy)
-    zoo_median = metrics.accuracy_summary(load_evaluation(run).accuracy["zoo"])["median"]
+    floor = good_threshold(load_evaluation(run).accuracy["zoo"])
     network_calls = len(make_sampler(sampler, model.diffusion, steps).timesteps)
     return {"sampler": sampler, "steps": network_calls, "seconds": seconds,
             **{f"generated.{k}": summary[k] for k in ("mean", "median", "best", "min", "std")},
-            "generated.good": metrics.share_at_least(accuracy, zoo_median - GOOD_WITHIN)}
+            "generated.good": metrics.share_at_least(accuracy, floor)}
 
 
 # --------------------------------------------------------------------------- tables

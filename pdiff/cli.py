@@ -20,7 +20,7 @@ from .core.runtime import resolve_device
 from .core.threads import configure_threads
 from .export import check_export, save_export
 from .guide import guide
-from .pipeline.report import format_table, metrics_table, text_table
+from .pipeline.report import answer_lines, answer_record, format_table, metrics_table, text_table
 from .pipeline.runner import load_run_config, run_pipeline, run_stage
 from .pipeline.status import require_current
 from .pipeline.store import STORE_DIR, Store, store_for
@@ -110,7 +110,7 @@ def _parser() -> argparse.ArgumentParser:
     presets.add_argument("--keys", action="store_true", help="print every config key with its default")
     presets.set_defaults(func=_presets)
 
-    report = sub.add_parser("report", help="print a run's scorecard")
+    report = sub.add_parser("report", help="print a run's answer (new or copied?), its ruler and its scorecard")
     report.add_argument("run", help="run directory")
     report.add_argument("--json", action="store_true", help="print JSON instead of a table")
     report.set_defaults(func=_report)
@@ -215,8 +215,12 @@ def _threads(flag: str | None) -> None:
 
 
 def _print_table(run: RunDir, as_json: bool = False) -> None:
+    """The verdict and the ruler above the scorecard (or all of it as JSON)."""
     table = metrics_table(run)
-    print(json.dumps(table.rows, indent=2) if as_json else format_table(table.rows))
+    if as_json:
+        print(json.dumps(answer_record(table), indent=2))
+    else:
+        print("\n".join([*answer_lines(table), format_table(table.rows)]))
     if table.note:
         print(f"note: {table.note}", file=sys.stderr)
 

@@ -1,12 +1,14 @@
 """Asking for accuracy: sample models at requested accuracies from a run whose denoiser is
 conditioned on accuracy, and measure what came out.
 
-For each requested level the generator samples N models with classifier-free guidance (see
-`denoisers.GuidedDenoiser`), they are evaluated on the test split, and the record says what was
-asked, what was achieved (median and interquartile range) and how close the models are to the
-zoo (median max IoU of wrong predictions, median distance to the nearest checkpoint). Requests
-outside the zoo's accuracy range are allowed: whether guidance extrapolates or only
-interpolates is one of the things this answers (`inside_zoo_range` says which kind a level is).
+The denoiser learned each checkpoint's *validation* accuracy as its condition, so a request is a
+validation accuracy. For each requested level the generator samples N models with classifier-free
+guidance (see `denoisers.GuidedDenoiser`), they are evaluated on the *test* split, which played
+no part in the conditioning, and the record says what was asked, what was achieved (median and
+interquartile range) and how close the models are to the zoo (median max IoU of wrong
+predictions, median distance to the nearest checkpoint). Requests outside the zoo's validation
+accuracy range are allowed: whether guidance extrapolates or only interpolates is one of the
+things this answers (`inside_zoo_range` says which kind a level is).
 """
 from __future__ import annotations
 
@@ -22,23 +24,23 @@ from .generator.sampling import Samples
 from .judge import metrics
 from .judge.evaluate import BatchedEvaluator, Evaluation
 from .judge.projection import PCABasis
-from .pipeline.loaders import load_evaluation, load_generator, load_task, model_groups
+from .pipeline.loaders import load_evaluation, load_generator, load_task, load_zoo, model_groups
 from .pipeline.runner import load_run_config
 
 
 @dataclass(frozen=True)
 class GuidedResult:
-    requested: float  # percent
+    requested: float  # percent, a validation accuracy (what the denoiser was conditioned on)
     scale: float
     models: int
-    achieved_median: float
+    achieved_median: float  # test accuracy
     achieved_q25: float
     achieved_q75: float
     achieved_min: float
     achieved_max: float
     max_iou_median: float  # to the zoo: 1 = the same mistakes as some checkpoint
     nn_distance_median: float  # L2 to the nearest zoo checkpoint
-    inside_zoo_range: bool  # requested within the zoo's [worst, best] accuracy
+    inside_zoo_range: bool  # requested within the zoo's [worst, best] validation accuracy
 
 
 @dataclass
@@ -59,7 +61,9 @@ class Guide:
                                           self.config.evaluate.chunk_size, self.config.evaluate.batch_size)
         evaluated = load_evaluation(self.run)
         self.labels, self.zoo_predictions = evaluated.labels, evaluated.predictions["zoo"]
-        self.zoo_accuracy = evaluated.accuracy["zoo"]
+        self.zoo_accuracy = evaluated.accuracy["zoo"]  # test
+        zoo = load_zoo(self.run)
+        self.zoo_val_accuracy = zoo["val_accuracy"][~zoo["heldout"]]  # what requests are measured against
         self.zoo_params = model_groups(self.run)["zoo"].float()
 
     def latent_map(self, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -84,7 +88,7 @@ class Guide:
         return GuidedResult(accuracy, scale, models, metrics.median(achieved), q25, q75, achieved.min().item(),
                             achieved.max().item(), metrics.median(metrics.max_iou_to_zoo(iou)[0]),
                             metrics.median(distance),
-                            bool(self.zoo_accuracy.min() <= accuracy <= self.zoo_accuracy.max()))
+                            bool(self.zoo_val_accuracy.min() <= accuracy <= self.zoo_val_accuracy.max()))
 
 
 def guide(run: RunDir, levels: list[float], models: int = 50, scale: float = 2.0, seed: int = 0,

@@ -25,6 +25,7 @@ class DataConfig:
     download: bool = False  # never fetch anything unless the user asks
     train_subset: int = 0  # 0 = whole training split
     test_subset: int = 0
+    val_fraction: float = 0.1  # share of each class's training samples kept for validation (when the data have no split)
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,10 @@ class CollectConfig:
     heldout_every: int = 0  # >0: every n-th checkpoint is kept out of AE/diffusion training
     seeds: int = 1  # >1: the zoo mixes classifiers trained from several seeds
     reinit: bool = False  # restart the target from its initial values: a zoo from chance to trained
+    fresh: int = 100  # checkpoints kept from an independent SGD run (same start and recipe, another data
+    #                   order, as long as the zoo's; at most that many) that the generator never sees: the
+    #                   yardstick of fresh training; 0 = none
+    fresh_reinit: bool = False  # start that run from a new initialisation of the target instead
 
 
 @dataclass(frozen=True)
@@ -132,6 +137,7 @@ class BaselineConfig:
     noise_sigmas: tuple[float, ...] = (0.01, 0.1)
     relative_sigmas: tuple[float, ...] = (0.01, 0.1)
     average_m: int = 16
+    copy_noise: float = 0.01  # "copies": checkpoints + this share of each coordinate's zoo spread (made always)
 
 
 @dataclass(frozen=True)
@@ -243,9 +249,9 @@ _POSITIVE = [
 ]
 _NON_NEGATIVE = [
     "classifier.momentum", "classifier.weight_decay", "collect.momentum", "collect.weight_decay",
-    "collect.heldout_every", "autoencoder.input_noise", "autoencoder.latent_noise",
-    "autoencoder.weight_decay", "diffusion.whiten", "sample.steps", "sample.eta", "sample.trajectory_models",
-    "sample.trajectory_points", "evaluate.chunk_size", "evaluate.batch_size", "analysis.bootstrap",
+    "collect.heldout_every", "collect.fresh", "autoencoder.input_noise", "autoencoder.latent_noise",
+    "autoencoder.weight_decay", "baselines.copy_noise", "diffusion.whiten", "sample.steps", "sample.eta",
+    "sample.trajectory_models", "sample.trajectory_points", "evaluate.chunk_size", "evaluate.batch_size", "analysis.bootstrap",
     "data.train_subset", "data.test_subset",
 ]
 
@@ -265,6 +271,9 @@ def validate(config: RunConfig) -> None:
     for key in _NON_NEGATIVE:
         if get(config, key) < 0:
             raise ConfigError(f"config key {key!r} must be >= 0, got {get(config, key)!r}")
+    if not 0 < config.data.val_fraction < 0.9:
+        raise ConfigError(f"data.val_fraction must be in (0, 0.9): the share of training samples kept for "
+                          f"validation, got {config.data.val_fraction!r}")
     d = config.diffusion
     if not 0 < d.beta_start < d.beta_end < 1:
         raise ConfigError("diffusion betas need 0 < beta_start < beta_end < 1")

@@ -29,7 +29,7 @@ UPPER: dict[str, int] = {
     "data.train_subset": 1_000 * M, "data.test_subset": 1_000 * M,
     "classifier.epochs": 100 * K, "classifier.batch_size": 64 * 1024,
     "collect.num_checkpoints": 100 * K, "collect.steps_per_checkpoint": 100 * K, "collect.heldout_every": 100 * K,
-    "collect.seeds": 1_000,
+    "collect.seeds": 1_000, "collect.fresh": 100 * K,
     "autoencoder.kernel": 255, "autoencoder.latent_dim": 64 * 1024, "autoencoder.steps": 100 * M,
     "autoencoder.batch_size": 64 * 1024,
     "diffusion.timesteps": 100 * K, "diffusion.kernel": 255, "diffusion.time_dim": 8 * 1024,
@@ -101,7 +101,7 @@ def estimates(config: Any, dim: int, n_test: int, n_classes: int) -> list[tuple[
     k, n = c.collect.num_checkpoints, c.sample.num_models
     b = c.baselines
     groups = (len(b.noise_sigmas) + len(b.relative_sigmas) + 3) if b.enabled else 0  # + averaged, gaussian, decoder
-    models = 2 * k + n + groups * b.num_models  # zoo, AE reconstructions, generated, baselines
+    models = 3 * k + c.collect.fresh + n + groups * b.num_models  # zoo, AE reconstructions, copies, fresh SGD, ...
     biggest_group = max(k, n, b.num_models if b.enabled else 0)
     f32, f64, i64 = 4, 8, 8
     ae = c.autoencoder

@@ -62,6 +62,15 @@ def _check_layout(zoo: Tensor, layout: ParamLayout) -> None:
         raise ValueError(f"zoo has {zoo.shape[1]} parameters but the layout describes {layout.dim}")
 
 
+def copies(zoo: Tensor, noise: float, n: int, generator: torch.Generator) -> BaselineModels:
+    """Copies by construction: n random zoo checkpoints, each coordinate moved by Gaussian noise of
+    `noise` times that coordinate's spread across the zoo (its population std). At 1 % a copy
+    behaves like its checkpoint; it is the "copies" end of the ruler (judge/ruler.py)."""
+    sources = _pick(zoo, n, generator)
+    spread = zoo.std(dim=0, correction=0)
+    return BaselineModels(zoo[sources] + noise * spread * _noise((n, zoo.shape[1]), zoo, generator), sources)
+
+
 def averaged(zoo: Tensor, m: int, n: int, generator: torch.Generator) -> BaselineModels:
     """Each model is the mean of m distinct random zoo checkpoints (m clipped to K).
 

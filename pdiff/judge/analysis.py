@@ -22,10 +22,10 @@ import torch
 from ..core.config import AnalysisConfig
 from ..core.runtime import make_generator
 from ..core.training import Progress
-from . import fidelity, metrics
+from . import fidelity, metrics, ruler
 from .projection import PCABasis, fit_projection
 
-GOOD_WITHIN = 1.0  # points: a model is "good" at no more than this below the zoo's median accuracy
+GOOD_BELOW = 1.0  # points: a model is "good" (in the zoo's range) down to this below the zoo's 5th percentile
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ def analyse(inputs: AnalysisInputs, settings: AnalysisConfig, seed: int, device:
         exclude = g == "zoo"
         dist, index = metrics.nearest_neighbour(params[g].float(), zoo_params, exclude_self=exclude)
         out[f"{g}.nn_distance"], out[f"{g}.nn_index"] = dist, index
-        out[f"{g}.neighbours"] = _k_nearest(params[g].float(), zoo_params, 3, exclude)
+        out[f"{g}.neighbours"] = metrics.k_nearest(params[g].float(), zoo_params, 3, exclude)[1]
         agree = metrics.prediction_agreement(pred[g], pred["zoo"])  # (N_g, K)
         found = index >= 0  # a lone zoo model has no neighbour (index -1): NaN agreement
         out[f"{g}.nn_agreement"] = agree.gather(1, index.clamp(min=0)[:, None])[:, 0].where(found, float("nan"))
@@ -78,6 +78,7 @@ def analyse(inputs: AnalysisInputs, settings: AnalysisConfig, seed: int, device:
 
     rows = group_rows(acc, pred, labels, inputs.mean_probs, out, {g: iou[b, b] for g, b in blocks.items()},
                       settings.bootstrap, seed)
+    axes = place_on_ruler(rows, out, settings.bootstrap, seed)
     report(3, 4, {"phase": "fidelity"})
     for g, row in rows.items():
         if g == "zoo":  # the reference itself: only the floors mean something
@@ -86,7 +87,8 @@ def analyse(inputs: AnalysisInputs, settings: AnalysisConfig, seed: int, device:
         row |= group_fidelity(latents["zoo"], latents[g], "latent", seed)
         row |= group_fidelity(_zscore(params["zoo"], params["zoo"]), _zscore(params[g], params["zoo"]), "param", seed)
     report(4, 4, {})
-    meta = {"groups": names, "sizes": sizes, "scorecard": rows}
+    meta = {"groups": names, "sizes": sizes, "scorecard": rows,
+            "ruler": None if axes is None else {m: a.record() for m, a in axes.items()}}
     return out, meta, {"scorecard_generated": rows.get("generated", {})}
 
 
@@ -102,17 +104,18 @@ def group_rows(acc: dict[str, torch.Tensor], pred: dict[str, torch.Tensor], labe
     `nn_targets` say where the group lands in the zoo (the 3 most frequent nearest checkpoints,
     the share of models nearest to them, how many checkpoints are nearest to any model);
     `test_samples` and `errors_median` (wrong test samples per model) say how much evidence the
-    IoU of wrong predictions rests on.
+    IoU of wrong predictions rests on. `good` is the share of models in the zoo's range
+    (`good_threshold`).
     """
-    zoo_median = metrics.accuracy_summary(acc["zoo"])["median"]
+    floor = good_threshold(acc["zoo"])
     rows = {}
     for g, a in acc.items():
         gen = make_generator(seed)
         row: dict[str, Any] = metrics.accuracy_summary(a)
         row["mean_ci"] = list(metrics.bootstrap_ci(a, bootstrap, generator=gen))
         row["median_ci"] = list(metrics.bootstrap_ci(a, bootstrap, generator=gen, stat="median"))
-        row["good"] = metrics.share_at_least(a, zoo_median - GOOD_WITHIN)
-        good = (a.double() >= zoo_median - GOOD_WITHIN).double() * 100  # its mean is `good`
+        row["good"] = metrics.share_at_least(a, floor)
+        good = (a.double() >= floor).double() * 100  # its mean is `good`
         row["good_ci"] = list(metrics.bootstrap_ci(good, bootstrap, generator=gen))
         for key in ("max_iou", "nn_distance"):
             row[f"{key}_median"], row[f"{key}_median_ci"] = _median_with_ci(per_model[f"{g}.{key}"], bootstrap, gen)
@@ -137,6 +140,27 @@ def group_rows(acc: dict[str, torch.Tensor], pred: dict[str, torch.Tensor], labe
 
 
 DISTINCT_DRAWS = 20  # random zoo subsets behind `zoo_distinct_same_n`
+
+
+def good_threshold(zoo_accuracy: torch.Tensor) -> float:
+    """The lowest accuracy (percent) that is still in the zoo's range: its 5th percentile, less a
+    point. For a tight zoo that is about its median less a point; for a zoo that climbs from chance
+    to trained it reaches far down, so the generator is not called worse for following its zoo."""
+    return torch.quantile(zoo_accuracy.double(), 0.05).item() - GOOD_BELOW
+
+
+def place_on_ruler(rows: dict[str, dict[str, Any]], per_model: dict[str, torch.Tensor], bootstrap: int,
+                   seed: int) -> dict[str, ruler.Axis] | None:
+    """Every group's position between copies and fresh training (judge/ruler.py), as `row["ruler"]`;
+    returns the ruler's axes (None when the run lacks the copies or the fresh SGD run)."""
+    values = {g: {"behaviour": per_model[f"{g}.max_iou"], "parameters": per_model[f"{g}.nn_distance"]} for g in rows}
+    gen = make_generator(seed)
+    axes = ruler.axes(values, rows["zoo"].get("errors_median"), bootstrap, gen)
+    if axes is None:
+        return None
+    for g, row in rows.items():
+        row["ruler"] = ruler.place(values, g, axes, bootstrap, gen)
+    return axes
 
 FIDELITY_KEYS = ("spread_ratio", "precision", "recall", "fd", "fd_floor", "self_precision", "self_recall")
 
@@ -183,14 +207,6 @@ def _none_if_nan(value: float) -> float | None:
 def _row_slices(sizes: list[int]) -> list[slice]:
     starts = torch.tensor([0, *sizes]).cumsum(0).tolist()
     return [slice(a, b) for a, b in itertools.pairwise(starts)]
-
-
-def _k_nearest(x: torch.Tensor, ref: torch.Tensor, k: int, exclude_self: bool) -> torch.Tensor:
-    """(N, k) indices of the k nearest reference rows in L2 (for the weight heatmap)."""
-    d = torch.cdist(x, ref)
-    if exclude_self:
-        d.fill_diagonal_(float("inf"))
-    return d.topk(min(k, ref.shape[0] - int(exclude_self)), largest=False).indices
 
 
 def _projections(settings: AnalysisConfig, seed: int, params: dict[str, torch.Tensor],

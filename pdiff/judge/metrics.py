@@ -270,28 +270,50 @@ def _check_square(n_rows: int, n_cols: int) -> None:
         raise ValueError(f"exclude_self needs the models compared with themselves, got {n_rows} x {n_cols}")
 
 
-def nearest_neighbour(x: Tensor, ref: Tensor, exclude_self: bool = False,
-                      chunk: int = 1024) -> tuple[Tensor, Tensor]:
-    """L2 distance (Na,) from each row of `x` (Na, D) to its nearest row of `ref` (Nr, D), and its index.
+def nearest_neighbour(x: Tensor, ref: Tensor, exclude_self: bool = False, chunk: int = 1024,
+                      candidates: int = 8) -> tuple[Tensor, Tensor]:
+    """L2 distance (Na,) from each row of `x` (Na, D) to its nearest row of `ref` (Nr, D), and its
+    index; see `k_nearest`. A lone model (`exclude_self` with one row) has no neighbour: NaN, -1."""
+    if exclude_self and x.shape[0] == 1:
+        _check_square(x.shape[0], ref.shape[0])
+        return _no_neighbour(x)
+    distances, index = k_nearest(x, ref, 1, exclude_self, chunk, candidates)
+    return distances[:, 0], index[:, 0]
+
+
+def k_nearest(x: Tensor, ref: Tensor, k: int, exclude_self: bool = False, chunk: int = 1024,
+              candidates: int = 8) -> tuple[Tensor, Tensor]:
+    """The `k` nearest rows of `ref` (Nr, D) to each row of `x` (Na, D): L2 distances (Na, k) and
+    indices (Na, k), nearest first.
 
     `exclude_self=True` means `x` is `ref`: the diagonal is skipped, so a model is never its own
-    neighbour (an exact duplicate elsewhere in `ref` still gives distance 0). The search uses
-    `torch.cdist` in chunks of `chunk` rows (fast matmul form); the reported distance is then
-    recomputed directly from the two vectors, so duplicates give exactly 0. A lone model
-    (`exclude_self` with one row) has no neighbour: distance NaN, index -1.
+    neighbour (an exact duplicate elsewhere in `ref` still gives distance 0). The search is
+    two-pass: `torch.cdist` in chunks, on vectors centred on `ref`'s mean (the fast matmul form
+    ||a||^2 + ||b||^2 - 2ab loses precision in float32 exactly at the short distances where copies
+    live, and the more the larger the norms), names the max(`candidates`, 2k) nearest rows, whose
+    distances are then recomputed directly in float64 and sorted. The result is exact unless a true
+    neighbour is not among the candidates, which needs more candidates than that within float32
+    rounding of it.
     """
     if exclude_self:
         _check_square(x.shape[0], ref.shape[0])
-        if x.shape[0] == 1:
-            return _no_neighbour(x)
-    index = torch.empty(x.shape[0], dtype=torch.long, device=x.device)
+    available = ref.shape[0] - int(exclude_self)
+    k, m = min(k, available), min(max(candidates, 2 * k), available)
+    distances = torch.empty(x.shape[0], k, dtype=x.dtype, device=x.device)
+    index = torch.empty(x.shape[0], k, dtype=torch.long, device=x.device)
+    centre = ref.mean(0)  # distances do not change; the matmul form's rounding shrinks with the norms
+    ref_c = ref - centre
     for start in range(0, x.shape[0], chunk):
-        d = torch.cdist(x[start:start + chunk], ref)  # (c, Nr)
+        block = x[start:start + chunk]
+        d = torch.cdist(block - centre, ref_c)  # (c, Nr), approximate
         if exclude_self:
             rows = torch.arange(d.shape[0], device=d.device)
             d[rows, rows + start] = float("inf")
-        index[start:start + chunk] = d.argmin(dim=1)
-    distances = (x - ref[index]).norm(dim=1)
+        near = d.topk(m, dim=1, largest=False).indices  # (c, m) candidates
+        exact = (block.double()[:, None, :] - ref.double()[near]).norm(dim=2)  # (c, m), float64
+        order = exact.argsort(dim=1, stable=True)[:, :k]
+        index[start:start + chunk] = near.gather(1, order)
+        distances[start:start + chunk] = exact.gather(1, order).to(x.dtype)
     return distances, index
 
 

@@ -40,10 +40,11 @@ def tensor_digest(*tensors: torch.Tensor) -> str:
 
 
 def dataset_digest(dataset: Dataset) -> str:
-    """The dataset's content: both splits, the class count and the augmentation's identity."""
+    """The dataset's content: its splits, the class count and the augmentation's identity."""
     augment = dataset.augment
     augment_name = f"{augment.__module__}.{getattr(augment, '__qualname__', type(augment).__name__)}" if augment else ""
-    tensors = tensor_digest(dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test)
+    tensors = tensor_digest(dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test,
+                            *[x for x in (dataset.x_val, dataset.y_val) if x is not None])
     return stable_hash({"tensors": tensors, "classes": dataset.num_classes, "augment": augment_name})
 
 

@@ -53,7 +53,8 @@ def load_layout(run: RunDir) -> ParamLayout:
 
 
 def load_zoo(run: RunDir) -> dict[str, torch.Tensor]:
-    """params (K, D), steps (K,), heldout (K,) bool, accuracy (K,) percent."""
+    """params (K, D), steps (K,), heldout (K,) bool, accuracy and val_accuracy (K,) percent, and the
+    fresh SGD run's fresh.params (F, D) and fresh.steps (F,) when it was collected."""
     tensors, _ = run.load(ZOO)
     tensors["heldout"] = tensors["heldout"].bool()
     return tensors
@@ -102,11 +103,14 @@ def load_generator(run: RunDir, config: RunConfig, device: torch.device) -> Para
 
 def model_groups(run: RunDir) -> dict[str, torch.Tensor]:
     """Every group of parameter vectors a run holds: zoo (training checkpoints), held-out
-    checkpoints (if any), generated, and each baseline. "zoo" always comes first."""
+    checkpoints (if any), fresh (an independent SGD run the generator never saw, if collected),
+    generated, and each baseline ("copies" first). "zoo" always comes first."""
     zoo = load_zoo(run)
     groups = {"zoo": zoo["params"][~zoo["heldout"]]}
     if zoo["heldout"].any():
         groups["heldout"] = zoo["params"][zoo["heldout"]]
+    if "fresh.params" in zoo:
+        groups["fresh"] = zoo["fresh.params"]
     if run.file(GENERATED).exists():
         groups["generated"] = run.load(GENERATED)[0]["params"]
     if run.file(BASELINES).exists():

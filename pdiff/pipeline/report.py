@@ -14,6 +14,7 @@ from ..core.artifacts import ANALYSIS
 from ..core.errors import RunError
 from ..core.rundir import RunDir
 from ..judge import metrics
+from ..judge.verdict import Verdict, verdict
 from .loaders import load_evaluation
 from .status import require_current, stage_states
 
@@ -31,6 +32,11 @@ class MetricsTable:
     rows: Table  # group -> metrics, "zoo" first
     complete: bool  # the analysis' full scorecard (False: accuracy only)
     note: str = ""  # why only accuracy is shown (the analysis is pending or stale)
+    ruler: dict[str, Any] | None = None  # the ruler's anchors per measure (judge/ruler.py), when measured
+
+    def verdict(self) -> Verdict:
+        """The answer to "new or copied?" from this table (judge/verdict.py)."""
+        return verdict(self.rows, self.ruler)
 
 
 def metrics_table(run: RunDir, manifest: dict[str, Any] | None = None) -> MetricsTable:
@@ -38,11 +44,13 @@ def metrics_table(run: RunDir, manifest: dict[str, Any] | None = None) -> Metric
     manifest = manifest if manifest is not None else run.manifest()
     states = stage_states(run, manifest)
     if states["analyse"].current:
-        card = run.load(ANALYSIS)[1].get("scorecard")
+        meta = run.load(ANALYSIS)[1]
+        card = meta.get("scorecard")
         if not isinstance(card, dict) or "zoo" not in card or not all(isinstance(r, dict) for r in card.values()):
             raise RunError(f"{run.path}/{ANALYSIS} has no scorecard; redo it with python -m pdiff run --out {run.path} "
                            f"--force analyse")
-        return MetricsTable(card, True)
+        axes = meta.get("ruler")
+        return MetricsTable(card, True, ruler=axes if isinstance(axes, dict) else None)
     require_current(run, "evaluate", "no results to show", manifest)
     analyse = states["analyse"]
     why = f"stale ({analyse.stale})" if analyse.stale else analyse.status
@@ -73,3 +81,37 @@ def _cell(value: Any, fmt: str) -> str:
     if isinstance(value, (list, tuple)):
         return fmt.format(*value)
     return fmt.format(int(value) if fmt == "{:d}" else value)
+
+
+def answer_lines(table: MetricsTable) -> list[str]:
+    """The verdict's headline, the generated models' place on the ruler and the caveats, as lines
+    of text for the command line (empty while the analysis is not current)."""
+    if not table.complete:
+        return []
+    result = table.verdict()
+    lines = [f"answer: {result.answer}", f"  {result.headline}"]
+    gen = table.rows.get("generated", {})
+    for measure, axis in (table.ruler or {}).items():
+        place = (gen.get("ruler") or {}).get(measure) or {}
+        if not axis.get("resolves"):
+            lines.append(f"  ruler, {measure}: cannot tell copies from fresh SGD here ({axis.get('why')})")
+        elif place.get("position") is not None:
+            lo, hi = place.get("ci") or (place["position"], place["position"])
+            lines.append(f"  ruler, {measure}: {place['position']:.2f} [{lo:.2f}, {hi:.2f}] "
+                         f"(0 = copies at {axis['copies']:.3g}, 1 = fresh SGD at {axis['fresh']:.3g})")
+    lines += [f"  caveat: {caveat}" for caveat in result.caveats]
+    return lines
+
+
+def answer_record(table: MetricsTable) -> dict[str, Any]:
+    """The table with its verdict and ruler, as JSON-able data (`report --json`)."""
+    record: dict[str, Any] = {"complete": table.complete, "note": table.note, "ruler": table.ruler,
+                              "groups": table.rows}
+    if table.complete:
+        result = table.verdict()
+        record["verdict"] = {"answer": result.answer, "headline": result.headline, "position": result.position,
+                             "position_ci": result.position_ci, "decided_by": result.decided_by,
+                             "caveats": list(result.caveats), "cheap_matches": list(result.cheap_matches),
+                             "evidence": [{"aspect": e.aspect, "status": e.status, "text": e.text}
+                                          for e in result.evidence]}
+    return record

@@ -14,7 +14,7 @@ from .stages import analyse, autoencoder, baselines, collect, diffusion, evaluat
 
 STAGES: tuple[Stage, ...] = (
     Stage("collect", collect.run, ("seed", "precision", "data.name", "data.train_subset", "data.test_subset",
-                                   "classifier", "collect"), (), (BASE, ZOO), uses_data=True),
+                                   "data.val_fraction", "classifier", "collect"), (), (BASE, ZOO), uses_data=True),
     Stage("autoencoder", autoencoder.run, ("seed", "precision", "autoencoder"), (ZOO,), (AUTOENCODER,)),
     Stage("diffusion", diffusion.run, ("seed", "precision", "diffusion"), (ZOO, AUTOENCODER), (DENOISER,)),
     Stage("sample", sample.run, ("seed", "sample"), (ZOO, AUTOENCODER, DENOISER), (GENERATED,)),

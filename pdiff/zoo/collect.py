@@ -19,7 +19,7 @@ from ..core.divergence import LossWatch
 from ..core.runtime import autocast
 from ..core.training import Progress
 from .datasets import Dataset
-from .params import ParamLayout, layout_of, read_vector
+from .params import ParamLayout, layout_of, read_vector, write_vector
 
 
 @dataclass
@@ -123,6 +123,19 @@ def collect_checkpoints(model: nn.Module, dataset: Dataset, target: list[str], c
     for p in model.parameters():
         p.requires_grad_(True)
     return Zoo(torch.stack(vectors), torch.tensor(steps), layout)
+
+
+def fresh_trajectory(model: nn.Module, start: torch.Tensor, dataset: Dataset, target: list[str],
+                     config: CollectConfig, length: int, keep: int, batch_size: int, generator: torch.Generator,
+                     progress: Progress | None = None, precision: str = "fp32") -> Zoo:
+    """What fresh training gives: `keep` checkpoints, evenly spaced, of an independent SGD run of
+    `length` checkpoints with the zoo's recipe from the zoo's starting point `start` (the target's
+    flat vector), its data order drawn from `generator`. The generator never sees these: they are
+    the yardstick for "as different from the training checkpoints as retraining would be"."""
+    write_vector(model, layout_of(model, target), start.to(next(model.parameters()).device))
+    run = collect_checkpoints(model, dataset, target, config, length, batch_size, generator, progress, precision)
+    pick = torch.linspace(0, length - 1, keep).round().long().unique()
+    return Zoo(run.params[pick], run.steps[pick], run.layout)
 
 
 @torch.no_grad()

@@ -14,12 +14,14 @@ from ..loaders import load_codec, load_layout, training_rows
 
 
 def run(ctx: StageContext) -> dict[str, Any]:
-    """The memorization study's baselines, the autoencoder's reconstructions, and decoder-only
-    samples (an empty file when baselines are turned off, so the stage's outputs are always there)."""
-    groups: dict[str, torch.Tensor] = {}
-    if ctx.config.baselines.enabled:
-        seed_everything(ctx.seed)
-        groups = make_baselines(ctx.run, ctx.config, ctx.device, make_generator(ctx.seed))
+    """The copies the ruler starts from (always), then the memorization study's baselines, the
+    autoencoder's reconstructions and decoder-only samples (unless baselines are turned off)."""
+    seed_everything(ctx.seed)
+    generator = make_generator(ctx.seed)
+    b = ctx.config.baselines
+    groups = {"copies": baseline_models.copies(training_rows(ctx.run), b.copy_noise, b.num_models, generator).params}
+    if b.enabled:
+        groups |= make_baselines(ctx.run, ctx.config, ctx.device, generator)
     ctx.save(BASELINES, groups)
     return {"groups": len(groups)}
 

@@ -32,7 +32,8 @@ def run(ctx: StageContext) -> dict[str, Any]:
     denoiser = build_denoiser(config, latents.shape[1], process).to(ctx.device)
     gen = make_generator(distributed.rank_seed(ctx.seed), ctx.device)
     zoo = load_zoo(ctx.run)
-    accuracy = (zoo["accuracy"][~zoo["heldout"]] / 100).to(ctx.device)  # the condition, in [0, 1]
+    # The condition, in [0, 1]: each checkpoint's validation accuracy (the test split only measures).
+    accuracy = (zoo["val_accuracy"][~zoo["heldout"]] / 100).to(ctx.device)
 
     def loss(net: nn.Module) -> torch.Tensor:
         index = batch_index(len(latents), config.batch_size, gen, ctx.device)

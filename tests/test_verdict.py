@@ -1,141 +1,160 @@
-"""The verdict on constructed scorecards: each answer, its yardsticks, the weak-evidence caveats,
-cheap baselines that match, and the fidelity hook. Pure: no run needed."""
+"""The verdict on constructed scorecards: every answer on both sides of its threshold, the ruler's
+measures (which one decides, one that cannot tell), the caveats, cheap baselines that get as far,
+and words that follow their numbers. Pure: no run needed."""
 from __future__ import annotations
 
 import copy
 
-from pdiff.judge.verdict import verdict
+import pytest
+
+from pdiff.judge import verdict as v
+from pdiff.judge.ruler import Axis
+from pdiff.judge.verdict import verdict, zone
 
 
-def row(n=100, median=90.0, ci=(89.5, 90.5), good=95.0, iou=0.80, iou_ci=(0.78, 0.82), nn=1.0, within=0.6,
-        within_ci=(0.58, 0.62), distinct=80, errors=100, top=(1, 2, 3), top_share=0.1, **extra):
+def place(behaviour=None, parameters=None):
+    return {m: {"position": p, "ci": None if p is None else [p - 0.05, p + 0.05]}
+            for m, p in (("behaviour", behaviour), ("parameters", parameters))}
+
+
+def row(n=100, median=90.0, ci=(89.5, 90.5), good=95.0, iou=0.90, nn=0.5, within=0.6, distinct=80, errors=100,
+        same_n=80.0, ruler=None, **extra):
     out = {"n": n, "median": median, "median_ci": list(ci), "good": good, "max_iou_median": iou,
-           "max_iou_median_ci": list(iou_ci), "nn_distance_median": nn, "nn_distance_median_ci": [nn * 0.9, nn * 1.1],
-           "iou_within": within, "iou_within_ci": list(within_ci), "distinct_predictions": distinct,
-           "errors_median": errors, "test_samples": 1000, "nn_top": list(top), "nn_top_share": top_share}
+           "max_iou_median_ci": [iou - 0.01, iou + 0.01], "nn_distance_median": nn,
+           "nn_distance_median_ci": [nn * 0.9, nn * 1.1], "iou_within": within, "distinct_predictions": distinct,
+           "zoo_distinct_same_n": same_n, "errors_median": errors, "test_samples": 1000,
+           "ruler": ruler if ruler is not None else place(0.5, 0.5)}
     return out | extra
 
 
+def axes(behaviour=True, parameters=True):
+    return {"behaviour": Axis("behaviour", 0.99, 0.88, (0.98, 0.995), (0.87, 0.89), behaviour,
+                              "" if behaviour else "copies and fresh SGD make nearly the same mistakes").record(),
+            "parameters": Axis("parameters", 0.02, 1.0, (0.019, 0.021), (0.9, 1.1), parameters,
+                               "" if parameters else "fresh SGD ends up hardly farther").record()}
+
+
 def card(**groups):
-    base = {"zoo": row(n=200, iou=0.90, iou_ci=(0.89, 0.91), nn=0.1, distinct=150, within=0.6),
-            "generated": row(), "ae-reconstruction": row(n=200, iou=0.92, iou_ci=(0.91, 0.93))}
+    base = {"zoo": row(n=200, distinct=150), "generated": row()}
     for name, value in groups.items():
         base[name.replace("_", "-")] = value
-    return {k: v for k, v in base.items() if v is not None}
+    return {k: r for k, r in base.items() if r is not None}
 
 
-def test_clearly_less_alike_than_the_zoo_is_new_with_no_caveats():
-    result = verdict(card())
-    assert result.answer == "new" and not result.weak and result.reference == "zoo"
-    assert result.headline.startswith("New:") and "0.800" in result.headline and "0.900" in result.headline
-    assert [e.aspect for e in result.evidence] == ["accuracy", "similarity", "diversity", "fidelity"]
-    assert [e.status for e in result.evidence] == ["good", "good", "good", "unknown"]
-    assert "0.800 [0.780, 0.820]" in result.evidence[1].text  # the interval is quoted
-    assert result.numbers["generated_max_iou"] == 0.80 and result.numbers["reference_max_iou"] == 0.90
+@pytest.mark.parametrize("position,answer", [
+    (-0.3, "copies"), (0.0, "copies"), (v.COPIES_BELOW - 1e-6, "copies"), (v.COPIES_BELOW, "between"),
+    (v.FRESH_FROM - 1e-6, "between"), (v.FRESH_FROM, "like fresh training"), (1.0, "like fresh training"),
+    (v.BEYOND_ABOVE, "like fresh training"), (v.BEYOND_ABOVE + 1e-6, "beyond fresh training"),
+])
+def test_each_answer_on_both_sides_of_its_threshold(position, answer):
+    assert zone(position) == answer
+    result = verdict(card(generated=row(ruler=place(position, position))), axes())
+    assert result.answer == answer and result.position == position
+    assert result.headline.lower().startswith(answer.split()[0])
+    assert f"position {position:.2f}" in result.headline
 
 
-def test_as_alike_as_the_zoo_or_its_reconstructions_is_memorized():
-    result = verdict(card(generated=row(iou=0.90, iou_ci=(0.88, 0.905))))
-    assert result.answer == "memorized"
-    assert result.headline.startswith("Memorized:") and "between the zoo's own checkpoints 0.900" in result.headline
-    # clearly below the zoo's own members, but not below the autoencoder's reconstructions of them
-    result = verdict(card(zoo=row(n=200, iou=0.99, iou_ci=(0.985, 0.995), nn=0.1),
-                          generated=row(iou=0.915, iou_ci=(0.90, 0.915))))
-    assert result.answer == "memorized" and "reconstructions of training checkpoints 0.920" in result.headline
+def test_an_interval_across_a_boundary_is_a_caveat_not_another_answer():
+    near = {"behaviour": {"position": None, "ci": None},
+            "parameters": {"position": v.COPIES_BELOW + 0.02, "ci": [v.COPIES_BELOW - 0.05, v.COPIES_BELOW + 0.1]}}
+    result = verdict(card(generated=row(ruler=near)), axes(behaviour=False))
+    assert result.answer == "between"
+    assert any("reaches into copies: the answer sits near a boundary" in c for c in result.caveats)
+    inside = {"behaviour": {"position": None, "ci": None}, "parameters": {"position": 0.6, "ci": [0.5, 0.7]}}
+    assert not any("boundary" in c for c in verdict(card(generated=row(ruler=inside)), axes(behaviour=False)).caveats)
 
 
-def test_a_difference_smaller_than_one_test_sample_is_not_evidence_of_novelty():
-    """With 10 errors per model IoU moves in steps of 1/11: 0.900 vs 0.909 is one sample apart."""
-    coarse = card(zoo=row(n=200, iou=1.0, iou_ci=(1.0, 1.0), errors=10, nn=0.06),
-                  generated=row(iou=0.90, iou_ci=(0.90, 0.90), errors=10, nn=0.34),
-                  ae_reconstruction=row(n=200, iou=0.909, iou_ci=(0.909, 1.0), errors=10))
-    result = verdict(coarse)
-    assert result.answer == "memorized" and result.weak
+def test_the_closer_measure_decides_and_the_headline_says_which():
+    result = verdict(card(generated=row(ruler=place(behaviour=0.9, parameters=0.4))), axes())
+    assert result.answer == "between" and result.decided_by == "parameters"
+    assert "by their parameters (the closer of the two measures)" in result.headline
+    statuses = {e.aspect: e.status for e in result.evidence}
+    assert statuses["behaviour"] == "good" and statuses["parameters"] == "bad"
+    result = verdict(card(generated=row(ruler=place(behaviour=0.1, parameters=1.2))), axes())
+    assert result.answer == "copies" and result.decided_by == "behaviour"
+
+
+def test_a_measure_that_cannot_tell_leaves_the_other_to_decide_and_says_why():
+    result = verdict(card(generated=row(ruler=place(behaviour=None, parameters=1.1))), axes(behaviour=False))
+    assert result.answer == "like fresh training" and result.decided_by == "parameters"
+    assert "the closer of the two" not in result.headline
+    behaviour = next(e for e in result.evidence if e.aspect == "behaviour")
+    assert behaviour.status == "unknown" and "cannot tell" in behaviour.text and "nearly the same mistakes" in \
+        behaviour.text
+
+
+def test_neither_measure_telling_is_cant_tell_with_both_reasons():
+    result = verdict(card(generated=row(ruler=place(None, None))), axes(False, False))
+    assert result.answer == "can't tell" and result.position is None
+    assert "nearly the same mistakes" in result.headline and "hardly farther" in result.headline
+    result = verdict(card(generated=row(ruler={})), None)
+    assert result.answer == "can't tell" and "no reference of fresh training" in result.headline
+
+
+def test_identical_generated_models_are_collapsed_before_anything_else():
+    result = verdict(card(generated=row(distinct=1, ruler=place(0.0, 0.0))), axes())
+    assert result.answer == "collapsed" and "all 100 generated models" in result.headline
+    assert verdict(card(generated=row(distinct=2, ruler=place(0.0, 0.0))), axes()).answer == "copies"
+
+
+@pytest.mark.parametrize("good,answer", [(49.9, "worse"), (50.0, "like fresh training")])
+def test_mostly_models_outside_the_zoos_range_are_worse(good, answer):
+    result = verdict(card(generated=row(good=good, median=60.0, ruler=place(1.0, 1.0))), axes())
+    assert result.answer == answer
+    if answer == "worse":
+        assert "only 50% of the generated models reach the zoo's range" in result.headline
+    accuracy = next(e for e in result.evidence if e.aspect == "accuracy")
+    assert accuracy.status == ("bad" if good < 50 else "good")
+
+
+def test_a_cheap_baseline_as_far_along_and_as_accurate_is_named():
+    cheap = row(median=90.2, ruler=place(0.55, 0.55))
+    result = verdict(card(generated=row(ruler=place(0.5, 0.5)), averaged_16=cheap,
+                          gaussian=row(median=80.0, ruler=place(1.5, 1.5)),  # far along, but not accurate
+                          noise_rel_0_01=row(median=90.0, ruler=place(0.1, 0.1))), axes())  # accurate, not as far
+    assert result.cheap_matches == ("averaged-16 (90.20%, position 0.55)",)
+    assert "A cheap baseline gets as far: averaged-16" in result.headline
+    # the reference groups are never "cheap baselines", however they are placed
+    result = verdict(card(generated=row(ruler=place(0.5, 0.5)), fresh=row(ruler=place(1.0, 1.0)),
+                          copies=row(ruler=place(0.0, 0.0))), axes())
+    assert result.cheap_matches == ()
+
+
+@pytest.mark.parametrize("recall,self_recall,ratio,uncovered", [
+    (0.69, 1.0, 1.0, True), (0.70, 1.0, 1.0, False), (0.5, 0.7, 1.0, False), (0.95, 1.0, 0.69, True),
+    (0.95, 1.0, 0.70, False), (0.95, 1.0, 1.30, False), (0.95, 1.0, 1.31, True),
+])
+def test_the_fidelity_caveat_follows_its_thresholds(recall, self_recall, ratio, uncovered):
+    gen = row(latent_recall=recall, latent_self_recall=self_recall, latent_spread_ratio=ratio, latent_precision=0.9)
+    result = verdict(card(generated=gen), axes())
+    fidelity = next(e for e in result.evidence if e.aspect == "fidelity")
+    assert fidelity.status == ("bad" if uncovered else "good")
+    assert any(c.startswith("The generator does not cover") for c in result.caveats) == uncovered
+    assert result.answer == "between"  # a caveat, never a change of the answer
+
+
+@pytest.mark.parametrize("distinct,same_n,words,status", [
+    (64, 77.0, "fewer than the zoo", "bad"), (77, 77.0, "as many or more than the zoo", "good"),
+    (80, 77.0, "as many or more than the zoo", "good"),
+])
+def test_diversity_words_follow_the_counts(distinct, same_n, words, status):
+    result = verdict(card(generated=row(distinct=distinct, same_n=same_n)), axes())
+    diversity = next(e for e in result.evidence if e.aspect == "diversity")
+    assert diversity.text.endswith(f": {words}.") and diversity.status == status
+    assert f"make {distinct} different sets" in diversity.text and f"make {same_n:.0f}" in diversity.text
+
+
+def test_few_errors_few_models_and_a_missing_analysis():
+    result = verdict(card(generated=row(n=5, errors=10)), axes())
     assert any("only 10 of 1000 test samples wrong" in c for c in result.caveats)
-    assert any("at its ceiling" in c and "1.000" in c for c in result.caveats)
-    assert result.headline.endswith("The evidence is weak.")
-    # parameter distance says "far", behaviour says "copy": the similarity text explains the disagreement
-    assert "5.7x the spacing" in result.evidence[1].text and "The two measures disagree" in result.evidence[1].text
-
-
-def test_held_out_checkpoints_are_the_yardstick_when_the_run_has_them():
-    result = verdict(card(heldout=row(n=20, iou=0.85, iou_ci=(0.84, 0.86))))
-    assert result.reference == "heldout"
-    assert "for held-out checkpoints of the same SGD run it is 0.850" in result.evidence[1].text
-
-
-def test_identical_generated_models_are_collapsed_even_when_accurate():
-    result = verdict(card(generated=row(n=20, median=98.3, distinct=1, within=1.0, within_ci=(1.0, 1.0))))
-    assert result.answer == "collapsed"
-    assert "all 20 generated models make exactly the same predictions" in result.headline
-    assert result.evidence[2].status == "bad"
-
-
-def test_mostly_bad_models_are_worse():
-    result = verdict(card(generated=row(good=30.0, median=70.0, ci=(65.0, 75.0))))
-    assert result.answer == "worse" and "only 30%" in result.headline
-    assert result.evidence[0].status == "bad"
-
-
-def test_a_pile_up_near_a_few_checkpoints_and_a_matching_baseline_are_named():
-    piled = row(iou=0.90, iou_ci=(0.88, 0.905), top=(95, 93, 94), top_share=0.88)
-    result = verdict(card(generated=piled, averaged_16=row(median=90.2, iou=0.88, iou_ci=(0.87, 0.89)),
-                          gaussian=row(median=80.0, iou=0.5, iou_ci=(0.4, 0.6))))
-    assert "88 of 100 are nearest to training checkpoints #93-#95, 3 of the zoo's 200" in result.headline
-    assert result.cheap_matches == ("averaged-16 (90.20%, max IoU 0.880)",)  # gaussian is not accurate enough
-    assert result.evidence[2].status == "bad" and "pile up" in result.evidence[2].text
-
-
-def test_a_pile_up_is_judged_against_an_even_spread_over_the_zoo():
-    """96 of 100 models near 3 of 20 checkpoints is a pile-up (an even spread gives those 3 a share of 0.15);
-    near 3 of 5 it is not (0.6 of an even spread already)."""
-    piled = row(top=(8, 9, 10), top_share=0.96)
-    assert "pile up" in verdict(card(zoo=row(n=20, iou=0.8, iou_ci=(0.76, 1.0)), generated=piled)).evidence[2].text
-    small = verdict(card(zoo=row(n=5, iou=0.9, iou_ci=(0.85, 0.95)), generated=row(top=(0, 1, 2), top_share=0.7)))
-    assert "pile up" not in small.evidence[2].text
-
-
-def test_less_diverse_than_the_zoo_is_bad_diversity():
-    result = verdict(card(generated=row(within=0.8, within_ci=(0.78, 0.82))))
-    assert result.answer == "new" and result.evidence[2].status == "bad"
-    assert "less diverse than the zoo" in result.evidence[2].text
-
-
-def test_a_difference_within_the_tolerance_is_about_as_diverse():
-    """Tight intervals separate 0.56 from 0.52, but 0.04 is inside the 0.05 the fidelity targets allow."""
-    zoo = row(within=0.52, within_ci=(0.505, 0.536))
-    close = verdict(card(zoo=zoo, generated=row(within=0.56, within_ci=(0.538, 0.58))))
-    assert close.evidence[2].status == "good" and "about as diverse as the zoo" in close.evidence[2].text
-    far = verdict(card(zoo=zoo, generated=row(within=0.60, within_ci=(0.58, 0.62))))
-    assert far.evidence[2].status == "bad" and "less diverse than the zoo" in far.evidence[2].text
-
-
-def test_fidelity_hook():
-    assert "not measured" in verdict(card()).evidence[3].text
-    given = verdict(card(), fidelity={"latent_spread_ratio": 0.25, "latent_fd": 3.0, "latent_fd_floor": 0.5,
-                                      "latent_precision": 0.9, "latent_recall": 0.2, "latent_self_recall": 0.99})
-    text = given.evidence[3].text
-    assert given.evidence[3].status == "bad"
-    assert "0.25x as widely" in text and "Fréchet distance 3 (two halves of the zoo: 0.5)" in text
-    assert "recall 0.20 (of 0.99 possible)" in text
-    in_row = verdict(card(generated=row(latent_spread_ratio=0.9)))  # from the scorecard, as the analysis writes it
-    assert in_row.evidence[3].status == "good" and "0.90x" in in_row.evidence[3].text
-    poor_recall = verdict(card(generated=row(latent_spread_ratio=1.0, latent_recall=0.4, latent_self_recall=0.9)))
-    assert poor_recall.evidence[3].status == "bad"  # 0.4 is under half of what two halves of the zoo reach
-
-
-def test_few_models_and_missing_analysis():
-    small = verdict(card(generated=row(n=5)))
-    assert any("Only 5 generated models" in c for c in small.caveats)
-    accuracy_only = {g: {k: v for k, v in r.items() if k in ("n", "median", "best", "mean", "min", "std")}
-                     for g, r in card().items()}
-    result = verdict(accuracy_only)
-    assert result.answer == "unknown" and "only accuracy" in result.headline
+    assert any("Only 5 generated models" in c for c in result.caveats) and result.weak
+    incomplete = {"zoo": {"n": 10, "median": 90.0}, "generated": {"n": 10, "median": 89.0}}
+    assert verdict(incomplete).answer == "unknown"
     assert verdict({"zoo": row()}).answer == "unknown"
 
 
 def test_verdict_does_not_modify_its_input():
-    rows = card()
-    before = copy.deepcopy(rows)
-    verdict(rows)
-    assert rows == before
+    rows, ruler = card(), axes()
+    before = copy.deepcopy((rows, ruler))
+    verdict(rows, ruler)
+    assert (rows, ruler) == before

@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import re
 
+from .verdict import BEYOND_ABOVE, COPIES_BELOW, FRESH_FROM
+
 GROUPS: dict[str, str] = {
     "zoo": "the training checkpoints: the classifier's target parameters saved along one SGD run, "
            "which the autoencoder and the diffusion model learn from",
     "heldout": "checkpoints of the same SGD run kept out of the generator's training (collect.heldout_every): "
                "what a new checkpoint of that run looks like",
+    "fresh": "fresh SGD: checkpoints of an independent SGD run from the zoo's starting point with another data "
+             "order, which the generator never sees: what retraining gives (the ruler's 1)",
     "generated": "p-diff's models: latents sampled by the diffusion model from pure noise, then decoded into "
                  "parameters by the autoencoder's decoder",
+    "copies": "copies by construction: random training checkpoints, each parameter moved by 1% of how much it "
+              "varies across the zoo (the ruler's 0)",
     "noise-abs": "a random training checkpoint plus Gaussian noise of standard deviation {value} on every parameter",
     "noise-rel": "a random training checkpoint plus Gaussian noise of {value} times each tensor's own standard "
                  "deviation (how p-diff's own code perturbs models)",
@@ -37,7 +43,12 @@ METRICS: dict[str, str] = {
     "std": "the sample standard deviation of the group's accuracies",
     "ci": "95% bootstrap interval: the range the statistic takes over resamples of the group's models; two "
           "groups differ only where their intervals do not overlap",
-    "good": "share of the group's models at most 1 point below the zoo's median accuracy",
+    "good": "share of the group's models in the zoo's range: at least the zoo's 5th-percentile accuracy less one "
+            "point",
+    "ruler": "where a group sits between copies of the training checkpoints (0) and an independent SGD run (1, "
+             "fresh SGD), on behaviour (max IoU, linear) and on parameters (nearest-checkpoint distance, log scale); "
+             f"below {COPIES_BELOW} copies, up to {FRESH_FROM} between, up to {BEYOND_ABOVE} like fresh training, "
+             "above that beyond; a measure whose two ends cannot be told apart on the task gives no position",
     "max_iou": "a model's largest IoU (intersection over union) between its set of wrong test samples and that "
                "of any training checkpoint (for the zoo itself: any other checkpoint); 1 = the same mistakes "
                "as some training checkpoint",

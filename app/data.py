@@ -25,7 +25,6 @@ from pdiff.export import export_bytes, export_state
 from pdiff.generator.diffusion import GaussianDiffusion
 from pdiff.generator.normalizer import Normalizer
 from pdiff.judge.verdict import Verdict
-from pdiff.judge.verdict import verdict as judge
 from pdiff.pipeline.estimate import from_other_runs, remaining
 from pdiff.pipeline.loaders import load_evaluation, model_groups
 from pdiff.pipeline.report import MetricsTable, metrics_table
@@ -183,10 +182,10 @@ def scorecard(run: RunDir) -> dict[str, dict[str, Any]]:
 
 
 def verdict(run: RunDir) -> Verdict | None:
-    """The run's answer to "new or memorized?" (pdiff.judge.verdict, from the one metrics table), or
-    None while the analysis is not current."""
+    """The run's answer to "new or copied?" (pdiff.judge.verdict, from the one metrics table and its
+    ruler), or None while the analysis is not current."""
     current = table(run)
-    return judge(current.rows) if current.complete else None
+    return current.verdict() if current.complete else None
 
 
 def test_resolution(run: RunDir) -> tuple[int, float] | None:

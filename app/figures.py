@@ -13,7 +13,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-FIXED_COLOURS = {"zoo": "#1f77b4", "heldout": "#17becf", "generated": "#d62728"}
+FIXED_COLOURS = {"zoo": "#1f77b4", "heldout": "#17becf", "generated": "#d62728", "fresh": "#2ca02c",
+                 "copies": "#7f7f7f"}
 OTHER_COLOURS = ["#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
                  "#aec7e8", "#ffbb78", "#98df8a", "#c5b0d5", "#c49c94"]
 STATUS_COLOURS = {"done": "#2ca02c", "running": "#1f77b4", "failed": "#d62728", "interrupted": "#ff7f0e",
@@ -49,6 +50,59 @@ def format_seconds(seconds: float | None) -> str:
 
 
 # --------------------------------------------------------------------------- overview
+
+RULER_ZONES = (("copies", "#f2f2f2"), ("between", "#fdf1dc"), ("like fresh training", "#e3f2e1"),
+               ("beyond fresh training", "#dcebf7"))
+
+
+def ruler_figure(places: Mapping[str, Mapping[str, Mapping]], measures: Sequence[str],
+                 bounds: Sequence[float], groups: Sequence[str]) -> go.Figure:
+    """The ruler: one row per measure, each group's position between copies (0) and fresh SGD (1)
+    with its 95% interval, over shaded zones of the verdict's answers.
+
+    `places[group][measure]` is `{"position", "ci"}` (judge/ruler.py); `bounds` are the verdict's
+    zone boundaries (copies | between | like fresh | beyond). Groups without a position on a
+    measure are left out of its row.
+    """
+    colours = group_colours(list(groups))
+    fig = go.Figure()
+    positions = [p["position"] for g in groups for p in (places.get(g) or {}).values()
+                 if p and p.get("position") is not None]
+    lo = min([-0.3, *positions, *[p - 0.1 for p in positions]])
+    hi = max([1.6, *[p + 0.1 for p in positions]])
+    edges = [lo, *bounds, hi]
+    for (name, colour), left, right in zip(RULER_ZONES, edges, edges[1:]):
+        fig.add_vrect(x0=left, x1=right, fillcolor=colour, line_width=0, layer="below",
+                      annotation_text=name, annotation_position="top left", annotation_font_size=11)
+    for x, label in ((0, "copies"), (1, "fresh SGD")):
+        fig.add_vline(x=x, line_dash="dot", line_color="#555", annotation_text=label,
+                      annotation_position="bottom right", annotation_font_size=10)
+    for i, g in enumerate(groups):
+        xs, ys, err_lo, err_hi = [], [], [], []
+        for measure in measures:
+            place = (places.get(g) or {}).get(measure) or {}
+            if place.get("position") is None:
+                continue
+            ci = place.get("ci") or [place["position"]] * 2
+            xs.append(place["position"])
+            ys.append(measure)
+            err_lo.append(place["position"] - ci[0])
+            err_hi.append(ci[1] - place["position"])
+        if not xs:
+            continue
+        big = g == "generated"
+        fig.add_trace(go.Scatter(
+            x=xs, y=ys, mode="markers", name=g, marker={"color": colours[g], "size": 14 if big else 9,
+                                                         "symbol": "star" if big else SYMBOLS[i % len(SYMBOLS)],
+                                                         "line": {"width": 1, "color": "white"}},
+            error_x={"type": "data", "symmetric": False, "array": err_hi, "arrayminus": err_lo, "thickness": 1.5},
+            hovertemplate=f"{g}<br>%{{y}}: position %{{x:.2f}}<extra></extra>"))
+    fig.update_layout(**LAYOUT, height=120 + 70 * len(measures), legend=LEGEND_BELOW,
+                      xaxis={"title": "position: 0 = copies of training checkpoints, 1 = an independent SGD run",
+                             "range": [lo, hi], "zeroline": False},
+                      yaxis={"categoryorder": "array", "categoryarray": list(measures)[::-1]})
+    return fig
+
 
 
 def pipeline_diagram(stages: Sequence[Mapping]) -> go.Figure:

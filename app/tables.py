@@ -69,13 +69,27 @@ def with_interval(row: Mapping[str, Any], key: str, fmt: str) -> str:
     return text
 
 
+RULER_COLUMNS = [("behaviour", "ruler: behaviour"), ("parameters", "ruler: parameters")]
+FIRST = ("generated", "zoo", "heldout", "fresh", "copies")
+
+
+def ruler_cell(row: Mapping[str, Any], measure: str) -> str:
+    """'position [lo, hi]' of a group on one measure of the ruler; a dash where it has none."""
+    place = (row.get("ruler") or {}).get(measure) or {}
+    if place.get("position") is None:
+        return "–"
+    ci = place.get("ci")
+    return f"{place['position']:.2f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
+
+
 def evidence_frame(card: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
-    """The numbers behind the verdict: generated first, then the zoo, held-out checkpoints and the
-    baselines; each cell 'value [95% interval]' as text (index = group)."""
-    order = [g for g in ("generated", "zoo", "heldout") if g in card] + [
-        g for g in card if g not in ("generated", "zoo", "heldout")]
-    rows = [{title: with_interval(card[g], key, fmt) for key, title, fmt in EVIDENCE} for g in order]
-    return pd.DataFrame(rows, index=pd.Index(order, name="group"), columns=[t for _, t, _ in EVIDENCE])
+    """The numbers behind the verdict: generated first, then the zoo, held-out checkpoints, fresh
+    SGD, the copies and the baselines; each cell 'value [95% interval]' as text (index = group)."""
+    order = [g for g in FIRST if g in card] + [g for g in card if g not in FIRST]
+    columns = [t for _, t, _ in EVIDENCE] + [t for _, t in RULER_COLUMNS]
+    rows = [{title: with_interval(card[g], key, fmt) for key, title, fmt in EVIDENCE}
+            | {title: ruler_cell(card[g], m) for m, title in RULER_COLUMNS} for g in order]
+    return pd.DataFrame(rows, index=pd.Index(order, name="group"), columns=columns)
 
 
 def difference_frame(differences: Sequence[Any], name_a: str, name_b: str) -> pd.DataFrame:

@@ -65,8 +65,8 @@ def test_max_iou_to_zoo_excludes_self_for_the_zoo(tiny_run, analysis):
     assert_close(tensors["zoo.max_iou"], zoo_block.max(1).values)
     assert (tensors["zoo.max_iou_index"] != torch.arange(k)).all()
     n_zoo = meta["sizes"][0]
-    start = n_zoo
-    n_gen = meta["sizes"][1]
+    g = meta["groups"].index("generated")
+    start, n_gen = sum(meta["sizes"][:g]), meta["sizes"][g]
     assert_close(tensors["generated.max_iou"], tensors["iou"][start:start + n_gen, :n_zoo].max(1).values)
 
 
@@ -84,10 +84,12 @@ def test_zoo_nearest_neighbour_excludes_self(tiny_run, analysis):
     assert (index != torch.arange(len(zoo))).all()
     d = exact_distances(zoo, zoo)
     d.fill_diagonal_(float("inf"))
-    assert_close(dist.double(), d.min(1).values, atol=1e-5, rtol=1e-4)
+    # exact: the float64 distance to the true nearest checkpoint, rounded once to the stored float32
+    assert torch.equal(dist, d.min(1).values.float()) and torch.equal(index, d.argmin(1))
     gen = model_groups(tiny_run)["generated"].float()
-    assert_close(tensors["generated.nn_distance"].double(), exact_distances(gen, zoo).min(1).values,
-                 atol=1e-5, rtol=1e-4)
+    exact = exact_distances(gen, zoo)
+    assert torch.equal(tensors["generated.nn_distance"], exact.min(1).values.float())
+    assert torch.equal(tensors["generated.neighbours"], exact.topk(3, largest=False).indices)
     assert tensors["generated.neighbours"].shape == (len(gen), 3)
     assert torch.equal(tensors["generated.neighbours"][:, 0], tensors["generated.nn_index"])
 
@@ -95,7 +97,7 @@ def test_zoo_nearest_neighbour_excludes_self(tiny_run, analysis):
 def test_scorecard_has_every_group_with_consistent_numbers(tiny_run, analysis):
     tensors, meta = analysis
     card = meta["scorecard"]
-    assert {"zoo", "generated", "gaussian", "averaged-16", "noise-abs-0.01", "noise-rel-0.1",
+    assert {"zoo", "fresh", "generated", "copies", "gaussian", "averaged-16", "noise-abs-0.01", "noise-rel-0.1",
             "ae-reconstruction", "decoder-only"} <= set(card)
     accuracy = load_evaluation(tiny_run).accuracy
     for g, row in card.items():
@@ -112,8 +114,8 @@ def test_scorecard_has_every_group_with_consistent_numbers(tiny_run, analysis):
         block = tensors["iou"][start:start + n, start:start + n]
         assert row["iou_within"] == pytest.approx(((block.sum() - n) / (n * (n - 1))).item(), rel=1e-5)
         assert row["distinct_predictions"] == len({tuple(p.tolist()) for p in load_evaluation(tiny_run).predictions[g]})
-        zoo_median = metrics.accuracy_summary(accuracy["zoo"])["median"]
-        assert row["good"] == pytest.approx(100 * (accuracy[g] >= zoo_median - 1).double().mean().item())
+        floor = torch.quantile(accuracy["zoo"].double(), 0.05).item() - 1  # the zoo's range: its 5th percentile - 1
+        assert row["good"] == pytest.approx(100 * (accuracy[g] >= floor).double().mean().item())
         evaluated = load_evaluation(tiny_run)
         ensemble = (evaluated.mean_probs[g].argmax(1) == evaluated.labels).double().mean().item() * 100
         assert row["ensemble_gain"] == pytest.approx(ensemble - accuracy[g].double().mean().item())
@@ -125,7 +127,7 @@ def test_scorecard_has_every_group_with_consistent_numbers(tiny_run, analysis):
         counts = torch.bincount(tensors[f"{g}.nn_index"][tensors[f"{g}.nn_index"] >= 0])
         assert row["nn_targets"] == int((counts > 0).sum())
         assert row["nn_top_share"] == pytest.approx(counts[row["nn_top"]].sum().item() / n)
-        assert sorted(counts.tolist(), reverse=True)[:3] == counts[row["nn_top"]].tolist()
+        assert [c for c in sorted(counts.tolist(), reverse=True)[:3] if c] == counts[row["nn_top"]].tolist()
 
 
 def test_missing_predictions_is_a_clear_run_error(tiny_run, tmp_path):

@@ -91,6 +91,10 @@ def _card(run: Path) -> dict:
     return RunDir(run).load("analysis.safetensors")[1]["scorecard"]
 
 
+def _ruler(run: Path) -> dict:
+    return RunDir(run).load("analysis.safetensors")[1]["ruler"]
+
+
 # --------------------------------------------------------------------------- every page
 
 
@@ -119,7 +123,7 @@ def test_overview_shows_the_scorecard(monkeypatch, root):
             assert table.loc[group, title] == pytest.approx(row[key])
     config = frame(at, "key", "value", "changed").set_index("key")["value"].to_dict()
     assert json.loads(config["collect.num_checkpoints"]) == TINY_OVERRIDES["collect.num_checkpoints"]
-    diagram = charts(at)[0]
+    diagram = next(c for c in charts(at) if "text" in c["data"][0])  # after the ruler
     assert [t.split("<br>")[1] for t in diagram["data"][0]["text"]] == ["done"] * 7
 
 
@@ -146,8 +150,8 @@ def test_the_verdict_shown_is_the_one_computed_from_the_runs_files(monkeypatch, 
     from pdiff.judge.verdict import verdict
 
     at = show(open_app(monkeypatch, root), "overview")
-    card = _card(root / "tiny")  # straight from analysis.safetensors, not through the app
-    expected = verdict(card)
+    card, ruler = _card(root / "tiny"), _ruler(root / "tiny")  # straight from analysis.safetensors
+    expected = verdict(card, ruler)
     texts = [m.value for m in at.markdown]
     assert expected.headline in texts
     for item in expected.evidence:  # each line, with its numbers and intervals
@@ -156,9 +160,10 @@ def test_the_verdict_shown_is_the_one_computed_from_the_runs_files(monkeypatch, 
     assert [c.value for c in at.caption if c.value.startswith(":material/warning:")] == [
         f":material/warning: {c}" for c in expected.caveats]
     gen, zoo = card["generated"], card["zoo"]
-    assert f"{gen['max_iou_median']:.3f}" in expected.evidence[1].text
-    assert f"{zoo['median']:.2f}%" in expected.evidence[0].text
-    assert f"make {gen['distinct_predictions']} different sets" in expected.evidence[2].text
+    aspects = {e.aspect: e.text for e in expected.evidence}
+    assert f"{zoo['median']:.2f}%" in aspects["accuracy"]
+    assert f"make {gen['distinct_predictions']} different sets" in aspects["diversity"]
+    assert at.get("plotly_chart")  # the ruler
     evidence = frame(at, "median acc. %", "max IoU", "distinct")
     assert list(evidence.index)[:2] == ["generated", "zoo"]
     lo, hi = gen["median_ci"]
@@ -207,8 +212,8 @@ def test_latent_page_neighbours_and_projection(monkeypatch, root):
     expected = [evaluation["generated.accuracy"][index].item()]
     expected += [evaluation["zoo.accuracy"][j].item() for j in neighbours]
     np.testing.assert_allclose(table["accuracy (%)"], expected, rtol=1e-6)
-    zoo_rows = meta["sizes"][0]
-    iou = tensors["iou"][zoo_rows + index, neighbours].numpy()
+    offset = sum(meta["sizes"][:meta["groups"].index("generated")])
+    iou = tensors["iou"][offset + index, neighbours].numpy()
     np.testing.assert_allclose(table["IoU with selected"][1:], iou, rtol=1e-6)
     assert len(charts(at)[1]["data"]) == 4  # the model and its three nearest zoo models
 
@@ -234,7 +239,7 @@ def test_latent_page_neighbours_and_projection(monkeypatch, root):
     scatter = {t["name"]: t for t in charts(at)[0]["data"]}
     np.testing.assert_allclose(decode(scatter["zoo"]["y"]), tensors["zoo.latent_pca"][:, 1].numpy())
     landing = next(c for c in charts(at) if c["data"] and c["data"][0]["type"] == "bar")
-    counts = np.bincount(tensors["generated.nn_index"].numpy(), minlength=zoo_rows)
+    counts = np.bincount(tensors["generated.nn_index"].numpy(), minlength=meta["sizes"][0])
     bars = dict(zip(decode(landing["data"][0]["x"]).tolist(), decode(landing["data"][0]["y"]).tolist()))
     assert bars == {i: int(c) for i, c in enumerate(counts) if c}
 

@@ -79,8 +79,14 @@ def test_report_of_a_non_run_is_a_one_line_error(capsys, tmp_path):
 def test_report_json_has_zoo_and_generated_rows(capsys, tiny_run):
     code, out, _ = run_cli(capsys, "report", str(tiny_run.path), "--json")
     assert code == 0
-    card = json.loads(out)
-    assert {"zoo", "generated"} <= set(card)
+    record = json.loads(out)
+    card = record["groups"]
+    assert {"zoo", "fresh", "generated", "copies"} <= set(card)
+    from pdiff.pipeline.report import metrics_table
+
+    answer = metrics_table(tiny_run).verdict()
+    assert record["verdict"]["answer"] == answer.answer and record["verdict"]["headline"] == answer.headline
+    assert set(record["ruler"]) == {"behaviour", "parameters"}
     evaluation = tiny_run.load("evaluation.safetensors")[0]
     for group in ("zoo", "generated"):
         assert card[group]["n"] == len(evaluation[f"{group}.accuracy"])

@@ -49,7 +49,7 @@ def test_load_exported_and_the_cli(tiny_run, tmp_path, capsys):
 
 
 def test_bad_group_or_index_is_a_one_line_error(tiny_run, tmp_path, capsys):
-    with pytest.raises(RunError, match="no group 'nope'; its groups are: zoo, generated"):
+    with pytest.raises(RunError, match="no group 'nope'; its groups are: zoo, fresh, generated"):
         export_state(tiny_run, "nope", 0)
     with pytest.raises(RunError, match=r"--index must be 0\.\.19"):
         export_state(tiny_run, "generated", 20)

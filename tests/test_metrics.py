@@ -132,6 +132,26 @@ def test_nearest_neighbour_to_other_set():
     assert_close(dist, torch.full((2,), 2e-3))
 
 
+def test_nearest_neighbours_are_exact_where_copies_live():
+    """A trajectory of checkpoints a few hundredths apart, far from the origin (norm 30), and copies
+    of them 1e-3 away: the float32 matmul form of the distance errs by more than the spacing here.
+    Distances and neighbours must equal the float64 answer, rounded once to float32."""
+    g = torch.Generator().manual_seed(11)
+    base = 30 * torch.nn.functional.normalize(torch.randn(394, generator=g), dim=0)
+    steps = 0.03 * torch.randn(60, 394, generator=g) / 394 ** 0.5
+    zoo = base + steps.cumsum(0)  # (60, D), neighbours ~0.03 apart
+    copies = zoo[torch.randint(60, (40,), generator=g)] + 1e-3 * torch.randn(40, 394, generator=g) / 394 ** 0.5
+    for x, exclude in ((zoo, True), (copies, False)):
+        exact = (x.double()[:, None] - zoo.double()[None]).norm(dim=-1)
+        if exclude:
+            exact.fill_diagonal_(float("inf"))
+        dist, idx = metrics.nearest_neighbour(x, zoo, exclude_self=exclude)
+        assert torch.equal(idx, exact.argmin(1)) and torch.equal(dist, exact.min(1).values.float())
+        k_dist, k_idx = metrics.k_nearest(x, zoo, 3, exclude)
+        assert torch.equal(k_idx, exact.topk(3, largest=False).indices)
+        assert torch.equal(k_dist, exact.topk(3, largest=False).values.float())
+
+
 def test_ensemble_gain():
     g = torch.Generator().manual_seed(7)
     labels = torch.randint(3, (50,), generator=g)

@@ -88,10 +88,13 @@ def test_cache_round_trips_exactly_and_is_read_instead_of_regenerating(cached_ro
 
 def test_dataset_tensors_are_standardized_signals_with_int64_labels(cached_root: Path) -> None:
     data = load_dataset(DataConfig(name="mnist1d", root=str(cached_root)))
-    assert data.x_train.shape == (4000, 1, 40) and data.x_test.shape == (1000, 1, 40)
+    assert len(data.x_train) + len(data.x_val) == 4000 and abs(len(data.x_val) - 400) <= 5  # 10 % of each class
+    assert data.x_train.shape[1:] == data.x_val.shape[1:] == (1, 40)
+    assert data.x_test.shape == (1000, 1, 40)
     assert data.x_train.dtype == torch.float32 and data.y_train.dtype == torch.int64
     assert data.num_classes == 10 and data.y_test.unique().tolist() == list(range(10))
-    assert abs(data.x_train.mean().item()) < 1e-4 and abs(data.x_train.std().item() - 1) < 1e-3
+    whole = torch.cat([data.x_train, data.x_val])  # standardized with the whole training file's statistics
+    assert abs(whole.mean().item()) < 1e-4 and abs(whole.std().item() - 1) < 1e-3
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "other-args"])

@@ -70,7 +70,7 @@ def test_tiny_run_loaders_rebuild_the_objects(tiny_run):
     recon = generator.decode(generator.encode(zoo)).float()
     assert (recon - zoo).pow(2).mean() < zoo.var(0).mean()
     groups = model_groups(tiny_run)
-    assert list(groups)[:2] == ["zoo", "generated"] and "gaussian" in groups
+    assert list(groups)[:3] == ["zoo", "fresh", "generated"] and "gaussian" in groups and "copies" in groups
 
 
 def test_latent_bounds_missing_from_an_older_autoencoder_file_are_refit(tiny_run, tmp_path):

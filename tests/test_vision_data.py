@@ -18,7 +18,7 @@ from pdiff.core.errors import ConfigError
 from pdiff.core.presets import preset
 from pdiff.zoo import vision as vision_data
 from pdiff.zoo.classifiers import build_classifier
-from pdiff.zoo.datasets import load_dataset
+from pdiff.zoo.datasets import carve_validation, load_dataset, read_dataset
 from pdiff.zoo.params import layout_of, select_target
 
 N_TRAIN, N_TEST = 20, 10
@@ -64,7 +64,7 @@ def _write_mnist(root: Path, folder: str, gz: bool) -> dict[str, np.ndarray]:
 @pytest.mark.parametrize("name,folder", [("mnist", "MNIST"), ("fashion-mnist", "FashionMNIST")])
 def test_idx_datasets_load_exact_pixels(tmp_path: Path, name: str, folder: str, gz: bool) -> None:
     arrays = _write_mnist(tmp_path, folder, gz)
-    ds = load_dataset(DataConfig(name=name, root=str(tmp_path)))
+    ds = read_dataset(DataConfig(name=name, root=str(tmp_path)))
     assert ds.x_train.shape == (N_TRAIN, 1, 28, 28) and ds.x_train.dtype == torch.float32
     assert ds.x_test.shape == (N_TEST, 1, 28, 28)
     torch.testing.assert_close(ds.x_train, _normalized(arrays["train-images-idx3-ubyte"][:, None], name))
@@ -77,7 +77,7 @@ def test_idx_datasets_load_exact_pixels(tmp_path: Path, name: str, folder: str, 
 
 def test_idx_pixel_value_and_normalization_constants(tmp_path: Path) -> None:
     arrays = _write_mnist(tmp_path, "MNIST", gz=False)
-    ds = load_dataset(DataConfig(name="mnist", root=str(tmp_path)))
+    ds = read_dataset(DataConfig(name="mnist", root=str(tmp_path)))
     pixel = arrays["train-images-idx3-ubyte"][3, 5, 7]
     assert ds.x_train[3, 0, 5, 7].item() == pytest.approx((pixel / 255 - 0.1307) / 0.3081, abs=1e-6)
 
@@ -87,14 +87,17 @@ def test_idx_bad_magic_is_rejected(tmp_path: Path) -> None:
     labels = tmp_path / "MNIST" / "raw" / "train-labels-idx1-ubyte"
     labels.write_bytes(struct.pack(">I", 0x0803) + labels.read_bytes()[4:])  # claims 3 dims
     with pytest.raises(ConfigError, match="not an idx file"):
-        load_dataset(DataConfig(name="mnist", root=str(tmp_path)))
+        read_dataset(DataConfig(name="mnist", root=str(tmp_path)))
 
 
 def test_subset_keeps_file_order(tmp_path: Path) -> None:
-    arrays = _write_mnist(tmp_path, "MNIST", gz=True)
-    ds = load_dataset(DataConfig(name="mnist", root=str(tmp_path), train_subset=5, test_subset=3))
-    assert ds.y_train.tolist() == arrays["train-labels-idx1-ubyte"][:5].tolist()
-    assert ds.y_test.tolist() == arrays["t10k-labels-idx1-ubyte"][:3].tolist()
+    """Validation is carved out of train first; subsets then keep the first samples of what is left."""
+    _write_mnist(tmp_path, "MNIST", gz=True)
+    config = DataConfig(name="mnist", root=str(tmp_path), train_subset=5, test_subset=3)
+    whole = carve_validation(read_dataset(config), config.val_fraction)
+    ds = load_dataset(config)
+    assert ds.y_train.tolist() == whole.y_train[:5].tolist() and ds.y_test.tolist() == whole.y_test[:3].tolist()
+    assert torch.equal(ds.y_val, whole.y_val)
 
 
 # --------------------------------------------------------------------------- CIFAR
@@ -119,7 +122,7 @@ def _write_cifar10_bin(root: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def test_cifar10_binary(tmp_path: Path) -> None:
     train, test = _write_cifar10_bin(tmp_path)
-    ds = load_dataset(DataConfig(name="cifar10", root=str(tmp_path)))
+    ds = read_dataset(DataConfig(name="cifar10", root=str(tmp_path)))
     assert ds.x_train.shape == (N_TRAIN, 3, 32, 32) and ds.x_test.shape == (N_TEST, 3, 32, 32)
     assert ds.y_train.tolist() == train[:, 0].tolist() and ds.y_test.tolist() == test[:, 0].tolist()
     # Byte 1 + c*1024 + row*32 + col of record i is pixel (c, row, col) of image i.
@@ -145,7 +148,7 @@ def test_cifar10_python(tmp_path: Path, protocol: int) -> None:
         _write_pickle(folder / f"data_batch_{i}", {"batch_label": "training batch", "data": chunk[:, 1:],
                                                    "labels": [int(v) for v in chunk[:, 0]]}, protocol)
     _write_pickle(folder / "test_batch", {"data": test[:, 1:], "labels": [int(v) for v in test[:, 0]]}, protocol)
-    ds = load_dataset(DataConfig(name="cifar10", root=str(tmp_path)))
+    ds = read_dataset(DataConfig(name="cifar10", root=str(tmp_path)))
     torch.testing.assert_close(ds.x_train, _normalized(train[:, 1:].reshape(-1, 3, 32, 32), "cifar10"))
     assert ds.y_train.tolist() == train[:, 0].tolist() and ds.y_test.tolist() == test[:, 0].tolist()
 
@@ -156,7 +159,7 @@ def test_cifar100_binary_uses_fine_labels(tmp_path: Path) -> None:
     train, test = _records(N_TRAIN, 2, seed=5), _records(N_TEST, 2, seed=6)
     (folder / "train.bin").write_bytes(train.tobytes())
     (folder / "test.bin").write_bytes(test.tobytes())
-    ds = load_dataset(DataConfig(name="cifar100", root=str(tmp_path)))
+    ds = read_dataset(DataConfig(name="cifar100", root=str(tmp_path)))
     assert ds.num_classes == 100
     assert ds.y_train.tolist() == train[:, 1].tolist() and ds.y_test.tolist() == test[:, 1].tolist()
     torch.testing.assert_close(ds.x_train, _normalized(train[:, 2:].reshape(-1, 3, 32, 32), "cifar100"))
@@ -169,7 +172,7 @@ def test_cifar100_python_bytes_keys(tmp_path: Path) -> None:
     for name, rec in (("train", train), ("test", test)):
         _write_pickle(folder / name, {b"data": rec[:, 2:], b"coarse_labels": rec[:, 0].tolist(),
                                       b"fine_labels": rec[:, 1].tolist()}, pickle.HIGHEST_PROTOCOL)
-    ds = load_dataset(DataConfig(name="cifar100", root=str(tmp_path)))
+    ds = read_dataset(DataConfig(name="cifar100", root=str(tmp_path)))
     assert ds.y_train.tolist() == train[:, 1].tolist() and ds.y_test.tolist() == test[:, 1].tolist()
     torch.testing.assert_close(ds.x_test, _normalized(test[:, 2:].reshape(-1, 3, 32, 32), "cifar100"))
 
@@ -196,7 +199,7 @@ def test_restricted_unpickler_refuses_os_system(tmp_path: Path) -> None:
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
         (folder / name).write_bytes(payload)
     with pytest.raises(ConfigError, match="data_batch_1.*refusing"):
-        load_dataset(DataConfig(name="cifar10", root=str(tmp_path)))
+        read_dataset(DataConfig(name="cifar10", root=str(tmp_path)))
     assert not marker.exists()
 
 
@@ -220,7 +223,7 @@ def test_stl10_binary_column_major(tmp_path: Path) -> None:
         files[split + "_y"] = rng.integers(1, 11, n, dtype=np.uint8)  # labels 1..10 on disk
         (folder / f"{split}_X.bin").write_bytes(files[split].tobytes())
         (folder / f"{split}_y.bin").write_bytes(files[split + "_y"].tobytes())
-    ds = load_dataset(DataConfig(name="stl10", root=str(tmp_path)))
+    ds = read_dataset(DataConfig(name="stl10", root=str(tmp_path)))
     assert ds.x_train.shape == (N_TRAIN, 3, 96, 96) and ds.x_test.shape == (N_TEST, 3, 96, 96)
     assert ds.y_train.tolist() == (files["train_y"].astype(int) - 1).tolist()
     assert ds.y_test.min() >= 0 and ds.y_test.max() <= 9
@@ -240,7 +243,7 @@ def test_stl10_binary_column_major(tmp_path: Path) -> None:
                                          ("stl10", "stl10_binary")])
 def test_missing_dataset_says_where_and_how(tmp_path: Path, name: str, folder: str) -> None:
     with pytest.raises(ConfigError) as info:
-        load_dataset(DataConfig(name=name, root=str(tmp_path)))
+        read_dataset(DataConfig(name=name, root=str(tmp_path)))
     message = str(info.value)
     assert "\n" not in message
     assert str(tmp_path / folder) in message
@@ -251,7 +254,7 @@ def test_partial_dataset_names_the_missing_file(tmp_path: Path) -> None:
     _write_mnist(tmp_path, "MNIST", gz=False)
     (tmp_path / "MNIST" / "raw" / "t10k-labels-idx1-ubyte").unlink()
     with pytest.raises(ConfigError, match="t10k-labels-idx1-ubyte"):
-        load_dataset(DataConfig(name="mnist", root=str(tmp_path)))
+        read_dataset(DataConfig(name="mnist", root=str(tmp_path)))
 
 
 # --------------------------------------------------------------------------- augmentation
@@ -282,7 +285,7 @@ def test_augment_is_a_padded_crop_or_its_mirror() -> None:
 
 def test_cifar_augment_pads_with_black(tmp_path: Path) -> None:
     _write_cifar10_bin(tmp_path)
-    ds = load_dataset(DataConfig(name="cifar10", root=str(tmp_path)))
+    ds = read_dataset(DataConfig(name="cifar10", root=str(tmp_path)))
     black = _normalized(np.zeros((1, 3, 1, 1), dtype=np.uint8), "cifar10").view(3)
     assert ds.augment.keywords["padding"] == 4
     torch.testing.assert_close(torch.tensor(ds.augment.keywords["fill"]), black)
@@ -333,8 +336,8 @@ def test_download_path_end_to_end_with_file_url(tmp_path: Path, monkeypatch: pyt
     remote = vision_data.Remote(archive.as_uri(), md5, "cifar-10-binary.tar.gz")
     monkeypatch.setitem(vision_data.REMOTES, "cifar10", [remote])
     with pytest.raises(ConfigError, match="--download"):  # never fetched unless asked
-        load_dataset(DataConfig(name="cifar10", root=str(root)))
-    ds = load_dataset(DataConfig(name="cifar10", root=str(root), download=True))
+        read_dataset(DataConfig(name="cifar10", root=str(root)))
+    ds = read_dataset(DataConfig(name="cifar10", root=str(root), download=True))
     assert ds.y_train.tolist() == train[:, 0].tolist() and ds.y_test.tolist() == test[:, 0].tolist()
     assert sorted(p.name for p in root.iterdir()) == ["cifar-10-batches-bin"]  # archive and temp files gone
 

@@ -2,13 +2,14 @@
 import streamlit as st
 
 from app import ui
+from pdiff.judge import verdict as answers
 from pdiff.judge.glossary import GROUPS, METRICS, define_group
 
 NAMES = {"ci": "95% interval", "max_iou": "max IoU", "nn_distance": "NN distance", "nn_agreement": "NN agreement",
          "nn_top_share": "top-3 NN share", "nn_targets": "NN targets", "iou_within": "IoU within",
          "distinct_predictions": "distinct predictions", "ensemble_gain": "ensemble gain",
          "errors_median": "test errors", "latent_spread_ratio": "spread ratio", "latent_fd": "Fréchet distance",
-         "latent_precision": "precision", "latent_recall": "recall"}
+         "latent_precision": "precision", "latent_recall": "recall", "ruler": "the ruler"}
 
 st.title("Glossary")
 ui.intro("The same definitions appear as help text beside the numbers; they come from `pdiff.judge.glossary`, "
@@ -24,16 +25,21 @@ st.caption("Baselines carry their parameter in the name (noise-abs-SIGMA, noise-
 st.subheader("Metrics")
 st.markdown("\n".join(f"- **{NAMES.get(k, k)}**: {v}" for k, v in METRICS.items()))
 
-st.subheader("How the verdict is reached")
+st.subheader("How the answer is reached")
 st.markdown(
-    "- **Memorized**: the generated models' median max IoU is not clearly below that of the zoo's own checkpoints "
-    "(held-out ones when the run has them) or of the autoencoder's reconstructions of them. *Clearly* means the "
-    "intervals are apart by more than one step of IoU (one test sample), so **New** needs evidence the measure can "
-    "resolve.\n"
-    "- **Collapsed**: every generated model makes the same predictions.\n"
-    "- **Worse than the zoo**: fewer than half the generated models are within 1 point of the zoo's median.\n"
-    "- Diversity (within-group IoU, distinct predictions, where in the zoo the models land) and fidelity are "
-    "reported beside the answer; **weak evidence** is flagged when a typical model gets fewer than 20 test samples "
-    "wrong, when the zoo's own max IoU is already at 0.99 or more, or when a group has fewer than 10 models.\n"
-    "- A **cheap baseline does as well** when its median accuracy reaches the generated models' interval and its "
-    "max IoU is no higher than theirs.")
+    "- **The ruler**: each group is placed between **copies** (0: training checkpoints with 1% noise) and **fresh "
+    "SGD** (1: an independent SGD run from the same start that the generator never saw), on **behaviour** (median "
+    "max IoU of wrong test predictions to the training checkpoints, linear) and on **parameters** (median distance "
+    "to the nearest training checkpoint, log scale), with a bootstrap interval. A measure whose two ends cannot be "
+    "told apart on the task (on digits, models make about ten test errors and behaviour cannot) gives no position.\n"
+    "- **Collapsed**: every generated model makes the same predictions. **Worse than the zoo**: fewer than half of "
+    "them reach the zoo's range (its 5th-percentile accuracy less a point).\n"
+    f"- Otherwise the smaller position of the measures that resolve decides: below {answers.COPIES_BELOW} "
+    f"**copies**, below {answers.FRESH_FROM} **between** (closer to the training checkpoints than fresh training "
+    f"gets), up to {answers.BEYOND_ABOVE} **like fresh training**, above it **beyond fresh training**; neither "
+    "measure resolving: **can't tell**.\n"
+    "- Caveats: the generator does not cover the training latents (recall below 0.7 of the zoo's own, or a latent "
+    "spread outside 0.7-1.3x); the position's interval reaches into another answer; few test errors or models.\n"
+    "- A **cheap baseline gets as far** when it is as accurate and at least as far along the ruler.\n"
+    "- The thresholds were chosen on digits and mnist1d against cases of known nature (pdiff/calibration.py): "
+    "`python -m benchmarks.bench_verdict` prints the confusion table.")

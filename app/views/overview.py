@@ -1,27 +1,33 @@
-"""Overview: the answer to "new or memorized?" with the numbers behind it, the pipeline with each
-stage's status, time and training curves, the headline table and the config."""
+"""Overview: the answer to "new or copied?" with the ruler and the numbers behind it, the pipeline
+with each stage's status, time and training curves, the headline table and the config."""
 from dataclasses import asdict
 
 import streamlit as st
 
-from app import data, tables, ui
+from app import data, figures, tables, ui
 from pdiff.core.config import RunConfig
+from pdiff.judge import verdict as answers
 from pdiff.judge.glossary import define_metric
 
 ANSWERS = {  # answer -> (label, colour, icon)
-    "new": ("New models", "green", ":material/auto_awesome:"),
-    "memorized": ("Memorized", "orange", ":material/content_copy:"),
+    "copies": ("Copies", "orange", ":material/content_copy:"),
+    "between": ("Between copies and fresh training", "orange", ":material/compare_arrows:"),
+    "like fresh training": ("Like fresh training", "green", ":material/auto_awesome:"),
+    "beyond fresh training": ("Beyond fresh training", "blue", ":material/rocket_launch:"),
     "collapsed": ("Collapsed", "red", ":material/compress:"),
     "worse": ("Worse than the zoo", "red", ":material/trending_down:"),
+    "can't tell": ("Can't tell on this task", "gray", ":material/help:"),
     "unknown": ("No answer yet", "gray", ":material/hourglass_top:"),
 }
 STATUS_ICONS = {"good": ":green[:material/check_circle:]", "bad": ":red[:material/cancel:]",
                 "unknown": ":gray[:material/help:]"}
 
 st.title("Overview")
-ui.intro("Did the generator make new, good models, or copy its training checkpoints? The answer below is computed "
-         "from this run's metrics (pdiff.judge.verdict), with the numbers and 95% bootstrap intervals it rests on. "
-         "Every term is defined on the Glossary page and in the help (?) beside it.")
+ui.intro("Did the generator make new, good models, or copy its training checkpoints? The answer below places the "
+         "generated models on a ruler between copies of the training checkpoints (0) and the checkpoints of an "
+         "independent SGD run the generator never saw (1, fresh SGD), on their mistakes and on their parameters. It "
+         "is computed from this run's metrics (pdiff.judge.verdict), with the numbers and 95% bootstrap intervals it "
+         "rests on. Every term is defined on the Glossary page and in the help (?) beside it.")
 
 run = ui.selected_run()
 
@@ -38,16 +44,29 @@ with ui.guard(run):
             for caveat in result.caveats:
                 st.caption(f":material/warning: {caveat}")
         card = data.scorecard(run)
+        ruler = data.table(run).ruler
+        if ruler:
+            measures = [m for m, axis in ruler.items() if axis.get("resolves")]
+            if measures:
+                shown = [g for g in ("generated", "fresh", "copies", "ae-reconstruction") if g in card] + [
+                    g for g in card if g not in ("zoo", "heldout", "generated", "fresh", "copies", "ae-reconstruction")]
+                st.plotly_chart(figures.ruler_figure({g: card[g].get("ruler") or {} for g in shown}, measures,
+                                                     (answers.COPIES_BELOW, answers.FRESH_FROM, answers.BEYOND_ABOVE),
+                                                     shown), key="ruler")
+                st.caption("Each row is one measure; a marker is a group's position with its 95% interval. Shading: the "
+                           "answer a position gives. Behaviour: max IoU of wrong test predictions to the training "
+                           "checkpoints (linear). Parameters: distance to the nearest training checkpoint (log scale).")
         st.markdown("**The numbers behind it** (value [95% bootstrap interval]; hover a column for its meaning)")
         st.dataframe(tables.evidence_frame(card), width="stretch", key="evidence", column_config={
-            title: st.column_config.TextColumn(title, help=define_metric(key)) for key, title, _ in tables.EVIDENCE})
+            title: st.column_config.TextColumn(title, help=define_metric(key)) for key, title, _ in tables.EVIDENCE}
+            | {title: st.column_config.TextColumn(title, help=define_metric("ruler")) for _, title in tables.RULER_COLUMNS})
         resolution = data.test_resolution(run)
         if resolution:
             st.caption(f"The test split has {resolution[0]} samples: accuracy moves in steps of {resolution[1]:.3g} "
                        f"points. Groups are defined on the Glossary page; the zoo's own similarity numbers compare "
                        f"each checkpoint with the *other* checkpoints.")
     else:
-        ui.need(run, "analyse", "the answer to 'new or memorized?'")
+        ui.need(run, "analyse", "the answer to 'new or copied?'")
 
 st.subheader("Pipeline")
 ui.pipeline(run)

@@ -91,6 +91,8 @@ def _why_not(measure: str, c: float, f: float, c_ci: tuple[float, float], f_ci: 
             return (f"copies and fresh SGD make nearly the same mistakes (median max IoU {c:.3f} vs {f:.3f}; a "
                     f"typical model gets {errors:.0f} test samples wrong, so one sample moves IoU by {step:.3f})")
         return ""
+    if c <= 0:
+        return "the copies sit on the checkpoints themselves (the zoo does not vary, so 1 % of its spread is nothing)"
     if f < MIN_DISTANCE_RATIO * c or overlap:
         return (f"fresh SGD ends up hardly farther from the training checkpoints than copies do (median distance "
                 f"{f:.3g} vs {c:.3g})")
@@ -132,6 +134,9 @@ def place(values: dict[str, dict[str, Tensor]], group: str, ruler: dict[str, Axi
                                                                                                        FRESH)]
         ratio = positions(measure, *medians)
         ratio = ratio[torch.isfinite(ratio)]
+        if ratio.numel() == 0:
+            out[measure] = {"position": point, "ci": None}
+            continue
         lo, hi = torch.quantile(ratio, torch.tensor([(1 - LEVEL) / 2, (1 + LEVEL) / 2], dtype=ratio.dtype)).tolist()
         out[measure] = {"position": point, "ci": [lo, hi]}
     return out

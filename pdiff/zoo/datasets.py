@@ -64,9 +64,15 @@ def register_tensors(name: str, x_train: torch.Tensor, y_train: torch.Tensor,
     register_dataset(name, lambda _config: dataset)
 
 
+def read_dataset(config: DataConfig) -> Dataset:
+    """The dataset as its loader reads it (validation not carved yet, no subsets taken); an unknown
+    name lists the valid ones."""
+    return DATASETS.get(config.name)(config)
+
+
 def load_dataset(config: DataConfig) -> Dataset:
-    """Load the configured dataset with its three splits; an unknown name lists the valid ones."""
-    dataset = DATASETS.get(config.name)(config)
+    """Load the configured dataset with its three splits."""
+    dataset = read_dataset(config)
     if dataset.x_val is None:
         dataset = carve_validation(dataset, config.val_fraction)
     return _subset(dataset, config.train_subset, config.test_subset)

@@ -62,14 +62,21 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _missing(reason: str) -> None:
+    """Skip on a developer's machine; fail where the browser tests must run (CI sets PDIFF_REQUIRE_BROWSER)."""
+    if os.environ.get("PDIFF_REQUIRE_BROWSER", "").strip() not in ("", "0"):
+        pytest.fail(f"{reason} (PDIFF_REQUIRE_BROWSER is set: the browser tests must run here)")
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="module")
 def browser():
     if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium")
+        _missing(f"{CHROMIUM} is missing: apt-get install -y chromium")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        pytest.skip("the playwright Python package is missing: pip install playwright")
+        _missing("the playwright Python package is missing: pip install playwright")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         yield browser

@@ -17,6 +17,7 @@ WINGS = ("core", "zoo", "generator", "judge", "pipeline", "top", "app")
 LOCAL_IMPORTS_ALLOWED = {
     ("pdiff.zoo.datasets", "sklearn.datasets"): "importing scikit-learn writes KMP_* variables into os.environ",
     ("pdiff.zoo.datasets", "sklearn.model_selection"): "the same: scikit-learn at import changes the environment",
+    ("pdiff.judge.projection", "sklearn.decomposition"): "the same: scikit-learn at import changes the environment",
     ("pdiff.judge.projection", "numba"): "umap/numba take seconds to import and compile; only UMAP needs them",
     ("pdiff.judge.projection", "numba.core.registry"): "the same: loaded with numba, only for UMAP",
     ("pdiff.judge.projection", "umap"): "the same: umap-learn imports numba and scikit-learn",

@@ -101,7 +101,7 @@ def test_rerunning_a_grid_reuses_finished_runs(grid):
     lines: list[str] = []
     again = ablation.run_grid(base, GRID, [0, 1], root, log=lines.append)
     assert [r["run"] for r in again] == [r["run"] for r in rows]
-    assert all("all 7 stages reused (nothing changed)" in line for line in lines)
+    assert all("all 8 stages reused (nothing changed)" in line for line in lines)
     assert {r["run"]: RunDir(r["run"]).stage("diffusion")["seconds"] for r in again} == before
     assert [r["generated.median"] for r in again] == [r["generated.median"] for r in rows]
 

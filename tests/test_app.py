@@ -124,7 +124,7 @@ def test_overview_shows_the_scorecard(monkeypatch, root):
     config = frame(at, "key", "value", "changed").set_index("key")["value"].to_dict()
     assert json.loads(config["collect.num_checkpoints"]) == TINY_OVERRIDES["collect.num_checkpoints"]
     diagram = next(c for c in charts(at) if "text" in c["data"][0])  # after the ruler
-    assert [t.split("<br>")[1] for t in diagram["data"][0]["text"]] == ["done"] * 7
+    assert [t.split("<br>")[1] for t in diagram["data"][0]["text"]] == ["done"] * 8
 
 
 def test_fidelity_tables_equal_the_runs_scorecard(monkeypatch, root):
@@ -490,14 +490,14 @@ def test_partial_run_says_what_is_missing(monkeypatch, root):
     partial = clone_run(root / "tiny", root, "partial")
     (partial / "analysis.safetensors").unlink()
     manifest = read_json(partial / "run.json")
-    manifest["stages"]["analyse"] = {"status": "pending"}
+    manifest["stages"]["analyse"] = manifest["stages"]["dynamics"] = {"status": "pending"}
     manifest["stages"]["evaluate"] = {"status": "running", "started": time.time()}  # killed mid-stage
     write_json(partial / "run.json", manifest)
     (partial / "evaluation.safetensors").unlink()
     at = open_app(monkeypatch, root, run="partial")
-    assert any("stopped after 5/7 stages" in c.value for c in at.sidebar.caption)
+    assert any("stopped after 5/8 stages" in c.value for c in at.sidebar.caption)
     diagram = charts(at)[0]
-    assert [t.split("<br>")[1] for t in diagram["data"][0]["text"]][-2:] == ["stopped", "pending"]
+    assert [t.split("<br>")[1] for t in diagram["data"][0]["text"]][-3:] == ["stopped", "pending", "pending"]
     show(at, "accuracy")
     assert any("the **evaluate** stage was interrupted" in i.value for i in at.info)
     # the hint is the command that resumes this run with its own stored config

@@ -155,7 +155,7 @@ def test_run_resume_and_force_from_the_command_line(capsys, tmp_path):
 
     # An existing run resumes from its stored config: no need to repeat the --set values.
     code, out, _ = run_cli(capsys, "run", "--out", str(out_dir), "--quiet")
-    assert code == 0 and "plan: all 7 stages reused (nothing changed)" in out
+    assert code == 0 and "plan: all 8 stages reused (nothing changed)" in out
     # One more --set on top of the stored config redoes only what reads it, and says why.
     code, out, _ = run_cli(capsys, "run", "--out", str(out_dir), "--quiet", "--set", "sample.num_models=3")
     assert code == 0 and "sample run (sample.num_models: 6 -> 3)" in out

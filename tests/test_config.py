@@ -85,8 +85,8 @@ def test_out_of_range_values_name_the_key(key, value, needs):
 
 
 def test_cross_field_validation():
-    with pytest.raises(ConfigError, match=r"unknown sample.sampler 'euler'; samplers: ddpm, ddim"):
-        with_overrides(RunConfig(), {"sample.sampler": "euler"})
+    with pytest.raises(ConfigError, match=r"unknown sample.sampler 'leapfrog'; samplers: ddpm, ddim, euler, heun"):
+        with_overrides(RunConfig(), {"sample.sampler": "leapfrog"})
     with pytest.raises(ConfigError, match=r"sample.steps \(50\) cannot exceed diffusion.timesteps \(20\)"):
         with_overrides(RunConfig(), {"diffusion.timesteps": 20, "sample.steps": 50})
     assert with_overrides(RunConfig(), {"diffusion.timesteps": 20}).sample.steps == 0  # 0: the sampler's default

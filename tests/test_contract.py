@@ -199,8 +199,9 @@ def test_editing_the_metrics_code_makes_the_analysis_stale_and_the_plan_says_why
     metrics = copy / "pdiff" / "judge" / "metrics.py"
     text = metrics.read_text()
     metrics.write_text(text.replace('"""Percentage of values >= threshold', '"""Share of values >= threshold'))
-    assert pdiff_run() == "plan: all 7 stages reused (nothing changed)"
+    assert pdiff_run() == "plan: all 8 stages reused (nothing changed)"
     metrics.write_text(text.replace("return 100.0 * (values.detach().double() >= threshold)",
                                     "return 100.0 * (values.detach().double() >= threshold + 0.0)"))
     assert pdiff_run() == ("plan: collect, autoencoder, diffusion, sample, baselines, evaluate reused; "
-                           "analyse run (its code changed: pdiff/judge/metrics.py)")
+                           "analyse run (its code changed: pdiff/judge/metrics.py); "
+                           "dynamics run (its input analyse changed)")

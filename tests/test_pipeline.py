@@ -15,7 +15,8 @@ from pdiff.pipeline.runner import reset_from, run_pipeline
 from pdiff.pipeline.table import STAGE_NAMES
 
 ARTIFACTS = ["base.safetensors", "zoo.safetensors", "autoencoder.safetensors", "denoiser.safetensors",
-             "generated.safetensors", "baselines.safetensors", "evaluation.safetensors", "analysis.safetensors"]
+             "generated.safetensors", "baselines.safetensors", "evaluation.safetensors", "analysis.safetensors",
+             "dynamics.safetensors"]
 UPSTREAM = ["base.safetensors", "zoo.safetensors", "autoencoder.safetensors"]  # collect + autoencoder
 
 
@@ -173,7 +174,7 @@ def test_finished_run_is_not_recomputed_and_force_redoes_a_stage_and_later(micro
 def test_reset_from_marks_the_stage_and_later_pending(micro_run, tmp_path):
     run = copy_run(micro_run, tmp_path / "reset")
     reset_from(run, "evaluate")
-    assert [run.stage_done(s) for s in STAGE_NAMES] == [True] * 5 + [False] * 2
+    assert [run.stage_done(s) for s in STAGE_NAMES] == [True] * 5 + [False] * 3
     with pytest.raises(RunError, match=r"unknown stage 'train'; stages are: collect, autoencoder"):
         reset_from(run, "train")
 
@@ -182,8 +183,9 @@ def test_reset_from_marks_the_stage_and_later_pending(micro_run, tmp_path):
 
 
 def test_changing_one_sample_key_recomputes_exactly_the_stages_that_read_it(micro_run, tmp_path):
-    """sample, evaluate and analyse read what sampling writes; collect, autoencoder, diffusion
-    and baselines (zoo and autoencoder only) do not, so they are reused untouched."""
+    """sample, evaluate and analyse read what sampling writes, and dynamics samples the snapshots
+    with the run's sampler; collect, autoencoder, diffusion and baselines (zoo and autoencoder
+    only) do not, so they are reused untouched."""
     run = copy_run(micro_run, tmp_path / "ddim")
     before = mtimes(run, ARTIFACTS)
     fingerprints = {s: run.stage(s)["fingerprint"] for s in STAGE_NAMES}
@@ -192,14 +194,14 @@ def test_changing_one_sample_key_recomputes_exactly_the_stages_that_read_it(micr
     run_pipeline(run.path, micro_config(**{"sample.sampler": "ddim"}), log=lines.append,
                  report=lambda stage, *_: seen.append(stage))
     after = mtimes(run, ARTIFACTS)
-    redone = {"generated.safetensors", "evaluation.safetensors", "analysis.safetensors"}
+    redone = {"generated.safetensors", "evaluation.safetensors", "analysis.safetensors", "dynamics.safetensors"}
     assert {n for n in ARTIFACTS if after[n] != before[n]} == redone
-    assert set(seen) == {"sample", "evaluate", "analyse"}
+    assert set(seen) == {"sample", "evaluate", "analyse", "dynamics"}
     changed = {s for s in STAGE_NAMES if run.stage(s)["fingerprint"] != fingerprints[s]}
-    assert changed == {"sample", "evaluate", "analyse"}
+    assert changed == {"sample", "evaluate", "analyse", "dynamics"}
     assert lines == [("plan: collect, autoencoder, diffusion reused; sample run (sample.sampler: 'ddpm' -> 'ddim'); "
                       "baselines reused; evaluate run (its input sample changed); analyse run (its input sample, "
-                      "evaluate changed)")]
+                      "evaluate changed); dynamics run (sample.sampler: 'ddpm' -> 'ddim')")]
     assert run.manifest()["config"]["sample"]["sampler"] == "ddim"
     assert not torch.equal(run.load("generated.safetensors")[0]["params"],
                            micro_run.load("generated.safetensors")[0]["params"])
@@ -274,8 +276,8 @@ def test_truncated_or_missing_artifact_is_a_one_line_run_error(micro_run, tmp_pa
 
 def test_progress_file_tracks_the_last_stage(micro_run):
     progress = micro_run.progress()
-    assert progress is not None and progress["stage"] == "analyse" and progress["done"] == progress["total"]
-    assert json.loads(micro_run.file("progress.json").read_text())["stage"] == "analyse"
+    assert progress is not None and progress["stage"] == "dynamics" and progress["done"] == progress["total"]
+    assert json.loads(micro_run.file("progress.json").read_text())["stage"] == "dynamics"
 
 
 def test_progress_keeps_each_phases_losses_for_live_curves(tmp_path):

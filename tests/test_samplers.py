@@ -127,13 +127,17 @@ def test_ddim_with_perfect_predictor_recovers_x0(steps):
 
 
 def test_samplers_are_seeded_and_deterministic_ddim_follows_its_noise():
-    process = GaussianDiffusion(30)
+    from pdiff.generator.flow import RectifiedFlow
+
+    processes = {"ddpm": GaussianDiffusion(30), "flow": RectifiedFlow(30)}
     model = lambda x, t: 0.5 * x
-    for name in SAMPLERS:
+    for name, cls in SAMPLERS.items():
+        process = processes[cls.kind]
         a = sample_loop(model, make_sampler(name, process, 10), (3, 5), torch.Generator().manual_seed(12))
         b = sample_loop(model, make_sampler(name, process, 10), (3, 5), torch.Generator().manual_seed(12))
         c = sample_loop(model, make_sampler(name, process, 10), (3, 5), torch.Generator().manual_seed(13))
         assert torch.equal(a, b) and not torch.equal(a, c), name
+    process = processes["ddpm"]
     noise = torch.randn(2, 4, generator=torch.Generator().manual_seed(8))
     first = sample_loop(model, DDIMSampler(process, 10), (2, 4), noise=noise)
     assert torch.equal(first, sample_loop(model, DDIMSampler(process, 10), (2, 4), noise=noise.clone()))

@@ -15,7 +15,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .limits import check_bounds
-from .registry import AUTOENCODERS, DENOISERS, SAMPLERS
+from .registry import AUTOENCODERS, DENOISERS, PROCESSES, SAMPLERS
 
 
 @dataclass(frozen=True)
@@ -98,6 +98,7 @@ class DiffusionConfig:
     `whiten=0` is p-diff's own (its samples collapse to a fraction of the zoo's spread).
     """
 
+    kind: str = "ddpm"  # "ddpm" (epsilon prediction) or "flow" (flow matching, rectified flow; flow.py)
     timesteps: int = 1000
     beta_start: float = 1e-4
     beta_end: float = 2e-2
@@ -108,11 +109,12 @@ class DiffusionConfig:
     kernel: int = 7  # conv: kernel size
     time_dim: int = 128
     whiten: float = 0.9999  # share of latent variance kept by the whitened axes it diffuses on; 0 = one global scale
-    condition: str = "none"  # "accuracy": the denoiser also sees each checkpoint's test accuracy (mlp only)
+    condition: str = "none"  # "accuracy": the denoiser also sees each checkpoint's validation accuracy (mlp only)
     cond_drop: float = 0.1  # share of training batches' conditions dropped (classifier-free guidance)
     steps: int = 2000
     batch_size: int = 64
     lr: float = 2e-3
+    snapshots: int = 8  # denoiser weights kept at this many log-spaced training steps (the last is the final one)
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,8 @@ class AnalysisConfig:
     umap_neighbors: int = 15
     bootstrap: int = 1000
     trajectory: bool = True  # place the denoising trajectory in the parameter PCA
+    snapshot_models: int = 50  # models sampled from each denoiser snapshot (the dynamics stage)
+    snapshot_steps: int = 50  # their sampling steps, with the run's sampler (respaced); 0 = sample.steps
 
 
 @dataclass(frozen=True)
@@ -251,7 +255,8 @@ _NON_NEGATIVE = [
     "classifier.momentum", "classifier.weight_decay", "collect.momentum", "collect.weight_decay",
     "collect.heldout_every", "collect.fresh", "autoencoder.input_noise", "autoencoder.latent_noise",
     "autoencoder.weight_decay", "baselines.copy_noise", "diffusion.whiten", "sample.steps", "sample.eta",
-    "sample.trajectory_models", "sample.trajectory_points", "evaluate.chunk_size", "evaluate.batch_size", "analysis.bootstrap",
+    "sample.trajectory_models", "sample.trajectory_points", "diffusion.snapshots", "analysis.snapshot_models",
+    "analysis.snapshot_steps", "evaluate.chunk_size", "evaluate.batch_size", "analysis.bootstrap",
     "data.train_subset", "data.test_subset",
 ]
 
@@ -279,6 +284,13 @@ def validate(config: RunConfig) -> None:
         raise ConfigError("diffusion betas need 0 < beta_start < beta_end < 1")
     if config.sample.sampler not in SAMPLERS:
         raise ConfigError(f"unknown sample.sampler {config.sample.sampler!r}; samplers: {', '.join(SAMPLERS)}")
+    if d.kind not in PROCESSES:
+        raise ConfigError(f"unknown diffusion.kind {d.kind!r}; kinds: {', '.join(PROCESSES)}")
+    walks = getattr(SAMPLERS.get(config.sample.sampler), "kind", "ddpm")
+    if walks != d.kind:
+        fitting = [name for name, cls in SAMPLERS.items() if getattr(cls, "kind", "ddpm") == d.kind]
+        raise ConfigError(f"sample.sampler {config.sample.sampler!r} walks a {walks} process but diffusion.kind is "
+                          f"{d.kind!r}; use one of: {', '.join(fitting)} (e.g. --set sample.sampler={fitting[0]})")
     if config.sample.steps > d.timesteps:
         raise ConfigError(f"sample.steps ({config.sample.steps}) cannot exceed diffusion.timesteps ({d.timesteps})")
     _validate_zoo_size(config.collect)

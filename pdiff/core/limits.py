@@ -34,12 +34,13 @@ UPPER: dict[str, int] = {
     "autoencoder.batch_size": 64 * 1024,
     "diffusion.timesteps": 100 * K, "diffusion.kernel": 255, "diffusion.time_dim": 8 * 1024,
     "diffusion.width": 64 * 1024, "diffusion.depth": 256,
-    "diffusion.steps": 100 * M, "diffusion.batch_size": 64 * 1024,
+    "diffusion.steps": 100 * M, "diffusion.batch_size": 64 * 1024, "diffusion.snapshots": 64,
     "sample.num_models": 100 * K, "sample.steps": 100 * K, "sample.trajectory_models": 1_000,
     "sample.trajectory_points": 1_000,
     "baselines.num_models": 100 * K, "baselines.average_m": 100 * K,
     "evaluate.chunk_size": 100 * K, "evaluate.batch_size": 100 * M,
-    "analysis.umap_neighbors": 1_000, "analysis.bootstrap": 100 * K,
+    "analysis.umap_neighbors": 1_000, "analysis.bootstrap": 100 * K, "analysis.snapshot_models": 10 * K,
+    "analysis.snapshot_steps": 100 * K,
 }
 CHANNEL_KEYS = ("autoencoder.channels", "autoencoder.hidden", "diffusion.channels")
 MAX_CHANNELS, MAX_LAYERS = 8 * 1024, 16

@@ -111,4 +111,10 @@ DENOISERS = Registry("denoiser", {
 SAMPLERS = Registry("sampler", {
     "ddpm": "pdiff.generator.samplers:DDPMSampler",
     "ddim": "pdiff.generator.samplers:DDIMSampler",
+    "euler": "pdiff.generator.flow:EulerSampler",
+    "heun": "pdiff.generator.flow:HeunSampler",
+})
+PROCESSES = Registry("diffusion kind", {
+    "ddpm": "pdiff.generator.diffusion:build_gaussian",
+    "flow": "pdiff.generator.flow:build_flow",
 })

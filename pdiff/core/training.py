@@ -37,8 +37,11 @@ def batch_index(n: int, batch_size: int, generator: torch.Generator, device: tor
 
 
 def train_steps(model: nn.Module, loss_fn: Callable[[nn.Module], torch.Tensor], steps: int, lr: float,
-                weight_decay: float = 0.0, progress: Progress | None = None, precision: str = "fp32") -> TrainHistory:
+                weight_decay: float = 0.0, progress: Progress | None = None, precision: str = "fp32",
+                after_step: Callable[[int, nn.Module], None] | None = None) -> TrainHistory:
     """Run `steps` AdamW updates of `loss_fn(net)` with cosine decay to 5% of `lr`.
+
+    `after_step(done, model)` is called after every update (e.g. to keep snapshots of the weights).
 
     `net` is the model itself, or its DistributedDataParallel wrapper under torchrun: the loss
     must call `net`, so that gradients are averaged across ranks. With precision "bf16" the
@@ -65,5 +68,21 @@ def train_steps(model: nn.Module, loss_fn: Callable[[nn.Module], torch.Tensor], 
             watch.check(step + 1, history.loss[-1], model.named_parameters())
             if progress is not None:
                 progress(step + 1, steps, {"loss": history.loss[-1]})
+        if after_step is not None:
+            after_step(step + 1, model)
     model.eval()
     return history
+
+
+def log_spaced_steps(total: int, count: int) -> list[int]:
+    """`count` training steps spaced evenly on a log scale from a hundredth of `total` to `total`
+    (rounded, without repeats; the last is always `total`): the moments a run keeps snapshots of.
+    Log spacing, because what a network learns first changes fastest."""
+    if count <= 0 or total <= 0:
+        return []
+    first = max(1, total // 100)
+    if count == 1 or first == total:
+        return [total]
+    ratio = (total / first) ** (1 / (count - 1))
+    steps = sorted({min(total, round(first * ratio**i)) for i in range(count)} | {total})
+    return steps

@@ -24,7 +24,6 @@ from torch.nn import functional as F
 
 from ..core.config import DiffusionConfig
 from ..core.registry import DENOISERS
-from .diffusion import GaussianDiffusion
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -159,18 +158,19 @@ class MLPDenoiser(nn.Module):
         return eps
 
 
-def build_denoiser(config: DiffusionConfig, length: int, process: GaussianDiffusion) -> nn.Module:
+def build_denoiser(config: DiffusionConfig, length: int, process: nn.Module) -> nn.Module:
     """The denoiser `diffusion.denoiser` names (see `core.registry.DENOISERS`), for latents of `length` values."""
     return DENOISERS.get(config.denoiser)(config, length, process)
 
 
-def build_mlp_denoiser(config: DiffusionConfig, length: int, process: GaussianDiffusion) -> nn.Module:
-    """"mlp" (the default): `MLPDenoiser` with the Gaussian skip from the process's schedule."""
+def build_mlp_denoiser(config: DiffusionConfig, length: int, process: nn.Module) -> nn.Module:
+    """"mlp" (the default): `MLPDenoiser` with the Gaussian skip of the process (DDPM's noise
+    estimate, or flow.py's velocity)."""
     return MLPDenoiser(length, config.width, config.depth, config.time_dim,
-                       gaussian_skip=process.sqrt_one_minus_alphas_cumprod, conditional=config.condition != "none")
+                       gaussian_skip=process.gaussian_skip, conditional=config.condition != "none")
 
 
-def build_conv_denoiser(config: DiffusionConfig, length: int, process: GaussianDiffusion) -> nn.Module:
+def build_conv_denoiser(config: DiffusionConfig, length: int, process: nn.Module) -> nn.Module:
     """"conv": p-diff's `ConvDenoiser` (kept for the paper preset and comparisons)."""
     return ConvDenoiser(length, config.channels, config.kernel, config.time_dim)
 

@@ -12,6 +12,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..core.config import DiffusionConfig
+from ..core.registry import PROCESSES
+
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x_t, t) -> predicted noise
 Bounds = tuple[torch.Tensor, torch.Tensor]  # per-dimension (low, high) to clip x0-predictions to
 
@@ -24,6 +27,8 @@ def randn(shape: tuple[int, ...], generator: torch.Generator | None, device: tor
 
 class GaussianDiffusion(nn.Module):
     """DDPM with linear betas and epsilon prediction (Ho et al. 2020)."""
+
+    kind = "ddpm"
 
     def __init__(self, timesteps: int = 1000, beta_start: float = 1e-4, beta_end: float = 2e-2) -> None:
         super().__init__()
@@ -52,6 +57,11 @@ class GaussianDiffusion(nn.Module):
             self.register_buffer(name, value.float(), persistent=False)
         self.alphas_cumprod_64 = alphas_cumprod  # float64 on the CPU, for samplers that respace the schedule
 
+    @property
+    def gaussian_skip(self) -> torch.Tensor:
+        """(T,) sqrt(1 - abar_t): E[eps | x_t] / x_t for unit-variance Gaussian data (denoisers.py)."""
+        return self.sqrt_one_minus_alphas_cumprod
+
     @staticmethod
     def _at(values: torch.Tensor, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         """values[t] shaped to broadcast against `like` (B, ...)."""
@@ -78,3 +88,13 @@ class GaussianDiffusion(nn.Module):
         if noise is None:
             noise = randn(tuple(x0.shape), generator, x0.device)
         return F.mse_loss(model(self.q_sample(x0, t, noise), t), noise)
+
+
+def build_gaussian(config: DiffusionConfig) -> GaussianDiffusion:
+    """`diffusion.kind="ddpm"`: DDPM with the config's linear beta schedule."""
+    return GaussianDiffusion(config.timesteps, config.beta_start, config.beta_end)
+
+
+def build_process(config: DiffusionConfig) -> nn.Module:
+    """The process `diffusion.kind` names (see `core.registry.PROCESSES`): DDPM or rectified flow."""
+    return PROCESSES.get(config.kind)(config)

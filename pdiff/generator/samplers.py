@@ -13,21 +13,25 @@ from collections.abc import Callable
 from typing import ClassVar
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..core.registry import SAMPLERS
-from .diffusion import Bounds, Denoiser, GaussianDiffusion, randn
+from .diffusion import Bounds, Denoiser, randn
 
 StepCallback = Callable[[int, Tensor], None]  # (timestep, x0 prediction)
 
 
 class Sampler:
-    """Base class: the timestep grid and the shared x0-prediction; subclasses define `step`."""
+    """Base class: the timestep grid and the shared x0-prediction; subclasses define `step`.
+
+    `kind` names the process the sampler walks ("ddpm" for GaussianDiffusion, "flow" for
+    RectifiedFlow, see flow.py); config validation keeps the two matched."""
 
     name: ClassVar[str] = ""
     help: ClassVar[str] = ""
+    kind: ClassVar[str] = "ddpm"
 
-    def __init__(self, process: GaussianDiffusion, steps: int = 0, eta: float = 0.0, clip: Bounds | None = None) -> None:
+    def __init__(self, process: nn.Module, steps: int = 0, eta: float = 0.0, clip: Bounds | None = None) -> None:
         self.process = process
         self.eta = eta
         self.clip = clip
@@ -57,6 +61,12 @@ class Sampler:
     def step(self, eps: Tensor, index: int, x: Tensor, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
         """(x at the next timestep of the grid, the x0 prediction at this one)."""
         raise NotImplementedError
+
+    def advance(self, model: Denoiser, index: int, x: Tensor, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+        """One step of the grid: the network once at this timestep, then `step`. A sampler that
+        needs the network more than once per step (Heun's, flow.py) overrides this."""
+        t = torch.full((x.shape[0],), self.timesteps[index], device=x.device, dtype=torch.long)
+        return self.step(model(x, t), index, x, generator)
 
 
 def even_timesteps(timesteps: int, steps: int) -> list[int]:
@@ -144,7 +154,7 @@ def register_sampler(cls: type[Sampler]) -> type[Sampler]:
     return cls
 
 
-def make_sampler(name: str, process: GaussianDiffusion, steps: int = 0, eta: float = 0.0,
+def make_sampler(name: str, process: nn.Module, steps: int = 0, eta: float = 0.0,
                  clip: Bounds | None = None) -> Sampler:
     """The sampler `name` names (see `core.registry.SAMPLERS`); an unknown name lists the valid ones."""
     return SAMPLERS.get(name)(process, steps, eta, clip)
@@ -158,8 +168,7 @@ def sample_loop(model: Denoiser, sampler: Sampler, shape: tuple[int, ...], gener
     device = torch.device(device)
     x = noise.to(device) if noise is not None else randn(shape, generator, device)
     for index, step in enumerate(sampler.timesteps):
-        t = torch.full((shape[0],), step, device=device, dtype=torch.long)
-        x, x0 = sampler.step(model(x, t), index, x, generator)
+        x, x0 = sampler.advance(model, index, x, generator)
         if callback is not None:
             callback(step, x0)
     return x

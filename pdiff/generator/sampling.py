@@ -13,7 +13,6 @@ from torch import nn
 
 from .autoencoder import NoisyAutoencoder
 from .denoisers import GuidedDenoiser
-from .diffusion import GaussianDiffusion
 from .normalizer import Normalizer
 from .samplers import make_sampler, sample_loop
 from .whitening import LatentWhitening
@@ -91,7 +90,7 @@ class ParamGenerator:
 
     codec: LatentCodec
     denoiser: nn.Module
-    diffusion: GaussianDiffusion
+    diffusion: nn.Module  # GaussianDiffusion or flow.RectifiedFlow
     coords: LatentWhitening | None = None  # None: the diffusion works on the standardized latents
 
     @property

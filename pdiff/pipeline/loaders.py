@@ -17,7 +17,7 @@ from ..core.errors import RunError
 from ..core.rundir import RunDir
 from ..generator.autoencoder import build_autoencoder
 from ..generator.denoisers import build_denoiser
-from ..generator.diffusion import GaussianDiffusion
+from ..generator.diffusion import build_process
 from ..generator.normalizer import Normalizer
 from ..generator.sampling import LatentCodec, LatentStats, ParamGenerator
 from ..generator.whitening import LatentWhitening
@@ -81,11 +81,18 @@ def load_codec(run: RunDir, config: RunConfig, device: torch.device) -> LatentCo
     return LatentCodec(normalizer, autoencoder.to(device).eval(), stats)
 
 
-def load_generator(run: RunDir, config: RunConfig, device: torch.device) -> ParamGenerator:
-    """The run's codec, its diffusion process and its trained denoiser."""
+def snapshot_steps(run: RunDir) -> list[int]:
+    """The training steps at which the diffusion stage kept the denoiser's weights."""
+    steps = run.load(DENOISER)[1].get("snapshots") or []
+    return [int(s) for s in steps if isinstance(s, int)]
+
+
+def load_generator(run: RunDir, config: RunConfig, device: torch.device, snapshot: int | None = None) -> ParamGenerator:
+    """The run's codec, its diffusion process and its trained denoiser (or the denoiser as it was
+    at training step `snapshot`, one of `snapshot_steps`)."""
     codec = load_codec(run, config, device)
     d = config.diffusion
-    diffusion = GaussianDiffusion(d.timesteps, d.beta_start, d.beta_end)
+    diffusion = build_process(d)
     den_state, _ = run.load(DENOISER)
     coords = None
     length = config.autoencoder.latent_dim
@@ -93,8 +100,12 @@ def load_generator(run: RunDir, config: RunConfig, device: torch.device) -> Para
         coords = LatentWhitening.from_state(strip_prefix(den_state, "coords."))
         length = coords.dim
     denoiser = build_denoiser(d, length, diffusion)
+    prefix = "model." if snapshot is None else f"snapshot.{snapshot}."
+    if not any(k.startswith(prefix) for k in den_state):
+        raise RunError(f"{run.path}/{DENOISER} has no snapshot at step {snapshot}; its snapshots: "
+                       f"{', '.join(map(str, snapshot_steps(run))) or 'none'}")
     try:
-        denoiser.load_state_dict(strip_prefix(den_state, "model."))
+        denoiser.load_state_dict(strip_prefix(den_state, prefix))
     except RuntimeError:
         raise RunError(f"{run.path}/{DENOISER} does not fit diffusion.denoiser={d.denoiser!r}; the run is damaged "
                        f"or from other code: redo it with --force diffusion") from None

@@ -7,10 +7,10 @@ the tests take stage order and artifact names from `STAGES`.
 """
 from __future__ import annotations
 
-from ..core.artifacts import ANALYSIS, AUTOENCODER, BASE, BASELINES, DENOISER, EVALUATION, GENERATED, ZOO
+from ..core.artifacts import ANALYSIS, AUTOENCODER, BASE, BASELINES, DENOISER, DYNAMICS, EVALUATION, GENERATED, ZOO
 from ..core.errors import RunError
 from .contract import Stage
-from .stages import analyse, autoencoder, baselines, collect, diffusion, evaluate, sample
+from .stages import analyse, autoencoder, baselines, collect, diffusion, dynamics, evaluate, sample
 
 STAGES: tuple[Stage, ...] = (
     Stage("collect", collect.run, ("seed", "precision", "data.name", "data.train_subset", "data.test_subset",
@@ -23,6 +23,9 @@ STAGES: tuple[Stage, ...] = (
           uses_data=True),
     Stage("analyse", analyse.run, ("seed", "analysis"), (ZOO, AUTOENCODER, GENERATED, BASELINES, EVALUATION),
           (ANALYSIS,), main_only=True),
+    Stage("dynamics", dynamics.run, ("seed", "analysis.snapshot_models", "analysis.snapshot_steps", "analysis.bootstrap",
+                                         "sample"),
+          (BASE, ZOO, AUTOENCODER, DENOISER, EVALUATION, ANALYSIS), (DYNAMICS,), uses_data=True, main_only=True),
 )
 STAGE_NAMES: list[str] = [s.name for s in STAGES]
 BY_NAME: dict[str, Stage] = {s.name: s for s in STAGES}

@@ -7,7 +7,8 @@ JIT included) and the process wall time, median of 3, with the ratio to the 10 s
 run is copied first, so the original is left as it was; UMAP is switched on in the copy if the
 run was made without it.
 
-IoU: runs benchmarks/bench_iou.py (1000 models x 10000 samples; target 2 s).
+IoU: runs benchmarks/bench_iou.py in its own process (1000 models x 10000 samples; target 2 s).
+Exits 1 when the analysis or the IoU target is missed (benchmarks/targets.py).
 
 Run from the repository root:
     python -m benchmarks.bench_analysis [RUN_DIR] [--repeats 3] [--threads N] [--skip-iou]
@@ -30,16 +31,20 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-TARGET_S = 10.0
+from benchmarks.targets import Target, check, exit_code
+
+STAGE = Target("median analyse stage seconds, UMAP on (s)", "<=", 10.0)
+
+
+def child_env(threads: int | None) -> dict[str, str]:
+    """The environment of the processes started here: OMP_NUM_THREADS when a count was asked for."""
+    return dict(os.environ) | ({"OMP_NUM_THREADS": str(threads)} if threads else {})
 
 
 def analyse_once(run: Path, threads: int | None) -> tuple[float, float]:
     """(stage seconds from the manifest, process wall seconds) of one `python -m pdiff analyse`."""
-    env = dict(os.environ)
-    if threads:
-        env["OMP_NUM_THREADS"] = str(threads)
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "pdiff", "analyse", str(run)], cwd=REPO, env=env,
+    result = subprocess.run([sys.executable, "-m", "pdiff", "analyse", str(run)], cwd=REPO, env=child_env(threads),
                             capture_output=True, text=True, check=False)
     wall = time.perf_counter() - start
     if result.returncode != 0:
@@ -58,6 +63,37 @@ def enable_umap(run: Path) -> bool:
     return True
 
 
+def prepare(source: Path | None, run: Path, threads: int | None) -> None:
+    """Copy `source` to `run`, or make a default run up to its evaluation there."""
+    if source is None:
+        print("running the default preset up to its evaluation stage ...", flush=True)
+        subprocess.run([sys.executable, "-m", "pdiff", "run", "--out", str(run), "--until", "evaluate", "--quiet"],
+                       cwd=REPO, env=child_env(threads), check=True, stdout=subprocess.DEVNULL)
+    else:
+        shutil.copytree(source, run)
+
+
+def time_analysis(source: Path | None, repeats: int, threads: int | None) -> float:
+    """Median seconds of the analyse stage over `repeats` fresh processes on a copy of `source`."""
+    with tempfile.TemporaryDirectory(prefix="pdiff-bench-") as tmp:
+        run = Path(tmp) / "run"
+        prepare(source, run, threads)
+        switched = enable_umap(run)
+        manifest = json.loads((run / "run.json").read_text())
+        sizes = manifest["stages"].get("evaluate", {}).get("metrics", {})
+        print(f"analysis of {source or 'a fresh default run'} (UMAP on{', switched on in the copy' if switched else ''}; "
+              f"{manifest['config']['sample']['num_models']} generated, {manifest['config']['collect']['num_checkpoints']} "
+              f"checkpoints), threads={threads or 'default'}; zoo median {sizes.get('zoo_median', float('nan')):.2f}")
+        stage_s, wall_s = [], []
+        for i in range(repeats):
+            seconds, wall = analyse_once(run, threads)
+            stage_s.append(seconds)
+            wall_s.append(wall)
+            print(f"analyse {i + 1}: stage {seconds:.2f} s, process wall {wall:.2f} s")
+    print(f"median process wall {statistics.median(wall_s):.2f} s")
+    return statistics.median(stage_s)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", nargs="?", type=Path, help="a run whose evaluate stage is done (default: make one)")
@@ -65,43 +101,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, help="OMP_NUM_THREADS for the analyse processes")
     parser.add_argument("--skip-iou", action="store_true")
     args = parser.parse_args(argv)
-
-    with tempfile.TemporaryDirectory(prefix="pdiff-bench-") as tmp:
-        run = Path(tmp) / "run"
-        if args.run is None:
-            print("running the default preset up to its evaluation stage ...", flush=True)
-            env = dict(os.environ) | ({"OMP_NUM_THREADS": str(args.threads)} if args.threads else {})
-            subprocess.run([sys.executable, "-m", "pdiff", "run", "--out", str(run), "--until", "evaluate", "--quiet"],
-                           cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL)
-        else:
-            shutil.copytree(args.run, run)
-        switched = enable_umap(run)
-        manifest = json.loads((run / "run.json").read_text())
-        sizes = manifest["stages"].get("evaluate", {}).get("metrics", {})
-        print(f"analysis of {args.run or 'a fresh default run'} (UMAP on{', switched on in the copy' if switched else ''}; "
-              f"{manifest['config']['sample']['num_models']} generated, {manifest['config']['collect']['num_checkpoints']} "
-              f"checkpoints), threads={args.threads or 'default'}; zoo median {sizes.get('zoo_median', float('nan')):.2f}")
-        stage_s, wall_s = [], []
-        for i in range(args.repeats):
-            seconds, wall = analyse_once(run, args.threads)
-            stage_s.append(seconds)
-            wall_s.append(wall)
-            print(f"analyse {i + 1}: stage {seconds:.2f} s, process wall {wall:.2f} s")
-        stage, wall = statistics.median(stage_s), statistics.median(wall_s)
-        print(f"median: stage {stage:.2f} s ({stage / TARGET_S:.2f}x of the {TARGET_S:.0f} s target: "
-              f"{'OK' if stage <= TARGET_S else 'OVER'}), process wall {wall:.2f} s ({wall / TARGET_S:.2f}x)")
-
-    if not args.skip_iou:
-        print("\nIoU (benchmarks/bench_iou.py):", flush=True)
-        import torch
-
-        from benchmarks.bench_iou import main as bench_iou
-
-        if args.threads:
-            torch.set_num_threads(args.threads)
-
-        bench_iou()
-    return 0
+    code = exit_code([check(STAGE, time_analysis(args.run, args.repeats, args.threads))])
+    if args.skip_iou:
+        return code
+    print("\nIoU (benchmarks/bench_iou.py):", flush=True)
+    iou = subprocess.run([sys.executable, "-m", "benchmarks.bench_iou"], cwd=REPO, env=child_env(args.threads),
+                         check=False)
+    return max(code, iou.returncode)
 
 
 if __name__ == "__main__":

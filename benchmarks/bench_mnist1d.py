@@ -4,7 +4,8 @@ Runs `python -m pdiff run --preset mnist1d` N times (default 3, seeds 0..N-1) as
 subprocesses and prints per run and as medians: wall time (target <= 90 s), peak RSS (<= 2 GB),
 the zoo's median accuracy (in [80, 95] %), the generated median against the zoo's (>= zoo - 1
 point), and the zoo's median max IoU to the other zoo models (< 0.95, so the metric can resolve
-differences between models). The generated numbers come from the run's metrics table.
+differences between models). The generated numbers come from the run's metrics table. Exits 1
+on a miss or a failed run (benchmarks/targets.py).
 
     python -m benchmarks.bench_mnist1d [--runs 3] [--set KEY=VALUE ...]
 """
@@ -21,6 +22,22 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from benchmarks.bench_pipeline import run_once
+from benchmarks.targets import Check, Target, check, exit_code
+
+WALL = Target("wall time (s)", "<=", 90.0)
+RSS = Target("peak RSS (MB)", "<=", 2048.0)
+ZOO_MEDIAN = Target("zoo median accuracy (%)", "in", (80.0, 95.0))
+GAP = Target("generated median - zoo median (points)", ">=", -1.0)
+ZOO_IOU = Target("zoo median max IoU to the other zoo models", "<", 0.95)
+
+
+def judge_targets(rows: list[dict[str, float]]) -> list[Check]:
+    """Every target on the median over runs."""
+    def med(key: str) -> float:
+        return statistics.median(r[key] for r in rows)
+
+    return [check(WALL, med("wall")), check(RSS, med("rss")), check(ZOO_MEDIAN, med("zoo")),
+            check(GAP, statistics.median(r["gen"] - r["zoo"] for r in rows)), check(ZOO_IOU, med("zoo_iou"))]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,21 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"seed {seed}: {wall:5.1f} s, peak RSS {rss:5.0f} MB | zoo median {r['zoo']:.2f}, generated median "
               f"{r['gen']:.2f} | zoo median max IoU {r['zoo_iou']:.3f}, generated {r['gen_iou']:.3f}", flush=True)
 
-    def med(key: str) -> float:
-        return statistics.median(r[key] for r in rows)
-
-    checks = [
-        ("wall time (s)", med("wall"), med("wall") <= 90, "<= 90"),
-        ("peak RSS (MB)", med("rss"), med("rss") <= 2048, "<= 2048"),
-        ("zoo median accuracy (%)", med("zoo"), 80 <= med("zoo") <= 95, "in [80, 95]"),
-        ("generated median - zoo median (points)", statistics.median(r["gen"] - r["zoo"] for r in rows),
-         statistics.median(r["gen"] - r["zoo"] for r in rows) >= -1, ">= -1"),
-        ("zoo median max IoU to the other zoo models", med("zoo_iou"), med("zoo_iou") < 0.95, "< 0.95"),
-    ]
     print(f"\nmedians over {args.runs} runs")
-    for name, value, ok, target in checks:
-        print(f"  {name:44s} {value:9.3f}   target {target:12s} {'OK' if ok else 'MISS'}")
-    return 0
+    return exit_code(judge_targets(rows))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 For each sampler: the time to sample N=100 models (latents -> decoded parameter vectors;
 median of 3, same seed each time) and the accuracy of the sampled models on the test split
 (batched evaluation). Prints the speed-up of DDIM (target >= 20x) and the difference of the
-median accuracies (target: within 0.5 points).
+median accuracies (target: within 0.5 points); exits 1 when either is missed (benchmarks/targets.py).
 
 Run from the repository root:
     python -m benchmarks.bench_sampling [RUN_DIR] [--models 100] [--repeats 3] [--ddim-steps 50] [--threads N]
@@ -22,11 +22,14 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-import pdiff  # noqa: F401  (before torch: it chooses the OpenMP wait policy torch starts with)
+import pdiff
+
+pdiff.configure_threads(chosen_by="benchmarks/bench_sampling.py")  # before torch loads (pdiff/core/threads.py)
 
 # isort: split
 import torch
 
+from benchmarks.targets import Target, check, exit_code
 from pdiff.core.config import with_overrides
 from pdiff.core.presets import preset
 from pdiff.core.rundir import RunDir
@@ -35,11 +38,12 @@ from pdiff.judge.evaluate import BatchedEvaluator
 from pdiff.pipeline.loaders import load_generator, load_task
 from pdiff.pipeline.runner import load_run_config, run_pipeline
 
-TARGET_SPEEDUP = 20.0
-TARGET_ACC_DIFF = 0.5
+SPEEDUP = Target("DDIM speed-up over DDPM (x)", ">=", 20.0)
+ACC_DIFF = Target("|median accuracy DDIM - DDPM| (points)", "<=", 0.5)
 
 
 def bench(run: RunDir, models: int, repeats: int, ddim_steps: int) -> int:
+    """Time both samplers on `run`, evaluate their models, judge the targets; the exit code."""
     config = load_run_config(run)
     device = resolve_device(config.device)
     generator = load_generator(run, config, device)
@@ -66,13 +70,9 @@ def bench(run: RunDir, models: int, repeats: int, ddim_steps: int) -> int:
               f"({', '.join(f'{t:.3f}' for t in times)}) | accuracy median {acc.median():.2f} "
               f"mean {acc.mean():.2f} best {acc.max():.2f} min {acc.min():.2f}")
 
-    speedup = rows["ddpm"][1] / rows["ddim"][1]
     diff = rows["ddim"][3].median().item() - rows["ddpm"][3].median().item()
-    print(f"DDIM speed-up: {speedup:.1f}x ({speedup / TARGET_SPEEDUP:.2f}x of the {TARGET_SPEEDUP:.0f}x target: "
-          f"{'OK' if speedup >= TARGET_SPEEDUP else 'UNDER'})")
-    print(f"median accuracy DDIM - DDPM: {diff:+.2f} points (target within {TARGET_ACC_DIFF}: "
-          f"{'OK' if abs(diff) <= TARGET_ACC_DIFF else 'OUTSIDE'})")
-    return 0
+    print(f"median accuracy DDIM - DDPM: {diff:+.2f} points")
+    return exit_code([check(SPEEDUP, rows["ddpm"][1] / rows["ddim"][1]), check(ACC_DIFF, abs(diff))])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
     args = parser.parse_args(argv)
     if args.threads:
+        pdiff.configure_threads(args.threads)  # the count the training stages record and use
         torch.set_num_threads(args.threads)
     if args.run is not None:
         return bench(RunDir(args.run), args.models, args.repeats, args.ddim_steps)

@@ -7,8 +7,8 @@ averages of 16 checkpoints, a half-zoo generator). Prints each case's answer wit
 positions, then the confusion table (truth x answer) of the calibration tasks (digits, mnist1d)
 and, apart, of the held-out task (an MLP on scikit-learn's make_classification, brought in through
 register_tensors: the thresholds were not chosen on it). The run's own generated models are shown
-too; they have no known answer. Exits non-zero on any wrong answer, and when the fidelity caveat
-misses the half-zoo generator.
+too; they have no known answer. Exits 1 on any wrong answer, and when the fidelity caveat misses
+the half-zoo generator (benchmarks/targets.py).
 
     python -m benchmarks.bench_verdict [--tasks digits mnist1d tabular] [--seeds 0 1 2] [--quick] [--keep DIR]
 
@@ -35,10 +35,13 @@ pdiff.configure_threads(chosen_by="benchmarks/bench_verdict.py")  # before torch
 # isort: split
 import torch
 
+from benchmarks.targets import Target, check, exit_code
 from pdiff.calibration import judge_case, known_cases
 from pdiff.judge.verdict import ANSWERS
 from pdiff.pipeline.report import metrics_table
 
+WRONG = Target("wrong answers on cases of known nature", "<=", 0)
+CAVEAT_MISSED = Target("half-zoo cases without the fidelity caveat", "<=", 0)
 CALIBRATION = ("digits", "mnist1d")
 QUICK = {"classifier.epochs": 10, "collect.num_checkpoints": 60, "collect.fresh": 40, "autoencoder.steps": 300,
          "diffusion.steps": 300, "diffusion.timesteps": 200, "sample.num_models": 40, "baselines.num_models": 40,
@@ -109,14 +112,14 @@ def confusion(records: list[dict], tasks: tuple[str, ...]) -> tuple[str, int]:
     return "\n".join(lines), wrong
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", nargs="+", default=["digits", "mnist1d", "tabular"],
                         choices=["digits", "mnist1d", "tabular"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--quick", action="store_true", help="small runs: checks the machinery, not the thresholds")
     parser.add_argument("--keep", help="keep the runs in this folder (default: a temporary one)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     register_tabular()
     records = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -131,13 +134,9 @@ def main() -> int:
         table, wrong = confusion(records, tasks)
         print(f"\nconfusion table, {title}: {wrong} wrong\n{table}")
         failed += wrong
-    missed = [r for r in records if not r.get("caveat_ok", True)]
-    if missed:
-        print(f"\nfidelity caveat missed in {len(missed)} half-zoo cases")
-    status = "MISS" if failed or missed else "PASS"
-    print(f"\n{status}: {failed} wrong answers, {len(missed)} missed caveats over "
-          f"{sum(r['truth'] is not None for r in records)} cases")
-    return 1 if status == "MISS" else 0
+    missed = sum(not r.get("caveat_ok", True) for r in records)
+    print(f"\n{sum(r['truth'] is not None for r in records)} cases of known nature")
+    return exit_code([check(WRONG, failed), check(CAVEAT_MISSED, missed)])
 
 
 if __name__ == "__main__":

@@ -5,8 +5,9 @@ throughput, peak GPU memory, and a CPU-vs-CUDA comparison of one run's evaluatio
 
 Everything runs in this process (so peak GPU memory is read with torch.cuda.max_memory_allocated).
 The bf16 run uses `--bf16-steps` autoencoder and denoiser steps (the fp32 run the preset's
-own) so that both fit the check's time; per-step times make them comparable. On a machine
-without CUDA it says so and exits 2.
+own) so that both fit the check's time; per-step times make them comparable. Exits 1 when the
+CPU and CUDA predictions differ on more than 0.1 % (benchmarks/targets.py); on a machine without
+CUDA it says so and exits 2.
 """
 from __future__ import annotations
 
@@ -17,11 +18,18 @@ import tempfile
 import time
 from pathlib import Path
 
-import pdiff  # noqa: F401  (before torch: it chooses the OpenMP wait policy torch starts with)
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+import pdiff
+
+pdiff.configure_threads(chosen_by="benchmarks/gpu_figures.py")  # before torch loads (pdiff/core/threads.py)
 
 # isort: split
 import torch
 
+from benchmarks.targets import Target, cannot_run, check, exit_code
 from pdiff.core.config import with_overrides
 from pdiff.core.presets import preset
 from pdiff.core.rundir import RunDir
@@ -29,6 +37,8 @@ from pdiff.judge.evaluate import BatchedEvaluator
 from pdiff.pipeline.loaders import load_task, model_groups
 from pdiff.pipeline.report import metrics_table
 from pdiff.pipeline.runner import run_pipeline
+
+MISMATCH = Target("CPU-vs-CUDA predictions that differ (fraction)", "<", 1e-3)
 
 
 def _umap_available() -> bool:
@@ -100,8 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", type=int, default=4096, help="models for the throughput figure")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
-        print("no CUDA device: this check needs an NVIDIA GPU", file=sys.stderr)
-        return 2
+        return cannot_run("no CUDA device: this check needs an NVIDIA GPU")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     print(f"GPU: {torch.cuda.get_device_name(0)}, torch {torch.__version__}")
@@ -130,9 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"CUDA evaluation throughput: {big['models_per_s']:.0f} models/s ({big['models']} models, "
               f"{big['chunk_size']} per pass)")
     (out / "figures.json").write_text(json.dumps(figures, indent=2, default=str))
-    ok = compare["prediction_mismatch_fraction"] < 1e-3
-    print(f"CPU-vs-CUDA predictions: {'PASS' if ok else 'FAIL'}")
-    return 0 if ok else 1
+    return exit_code([check(MISMATCH, compare["prediction_mismatch_fraction"])])
 
 
 if __name__ == "__main__":

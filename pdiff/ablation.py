@@ -43,13 +43,14 @@ QUICK_ENV = "PDIFF_QUICK"
 
 # The notebooks' base: the preset's own generator (for `digits`: the MLP autoencoder and the MLP
 # denoiser on whitened latents, DDPM sampling; notebook 07 shows why), with what a grid of a few
-# dozen runs does not need switched off: baselines, the denoising trajectory and UMAP. The
+# dozen runs does not need switched off: baselines, the denoising trajectory, the snapshots and UMAP. The
 # bootstrap is smaller (200 resamples) as the notebooks compare means over seeds.
 FULL_OVERRIDES: dict[str, Any] = {
     "sample.trajectory_models": 0,
     "baselines.enabled": False,
     "analysis.umap": False,
     "analysis.bootstrap": 200,
+    "diffusion.snapshots": 0,  # no training dynamics (notebook 09 asks for them)
 }
 # Quick mode (PDIFF_QUICK=1): everything small; the numbers only show that the notebook runs.
 QUICK_OVERRIDES: dict[str, Any] = {

@@ -133,7 +133,8 @@ def _parser() -> argparse.ArgumentParser:
     guide.set_defaults(func=_guide)
     export = sub.add_parser("export", help="write one model of a run as a full classifier state dict (safetensors)")
     export.add_argument("run", help="run directory")
-    export.add_argument("--group", default="generated", help="zoo, heldout, generated or a baseline (default generated)")
+    export.add_argument("--group", default="generated",
+                        help="zoo, heldout, fresh, generated, copies or a baseline (default generated)")
     export.add_argument("--index", type=int, default=0, help="the model's index in its group (default 0)")
     export.add_argument("--out", required=True, help="the .safetensors file to write")
     export.add_argument("--no-check", action="store_true",

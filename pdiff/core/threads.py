@@ -5,12 +5,11 @@ Nothing here runs at import. The command line (`python -m pdiff`), the app and n
 
 **How threads wait.** PyTorch's OpenMP threads spin while they wait for each other. On an idle
 machine that keeps this project's small training steps fast: a sleeping thread takes longer to
-wake than the work between two waits takes (2,000 autoencoder steps on 2 idle cores: 6-7 s
-spinning, 12-25 s with `OMP_WAIT_POLICY=PASSIVE`). On a busy machine one of our threads shares a
-core with another process, and every spinning partner then waits for that thread's next time
-slice at each of thousands of barriers; a passive partner sleeps instead, and the woken thread
-preempts the other process at once (the same steps beside two busy loops: 40-65 s spinning, 18 s
-passive). One busy core is enough for that, however many cores the machine has, because the
+wake than the work between two waits takes (a passive wait doubled the training stages on an
+idle machine). On a busy machine one of our threads shares a core with another process, and
+every spinning partner then waits for that thread's next time slice at each of thousands of
+barriers; a passive partner sleeps instead, and the woken thread preempts the other process at
+once (benchmarks/bench_contention.py measures both). One busy core is enough for that, however many cores the machine has, because the
 thread count is one per core. So, when `configure_threads` runs before torch loads its OpenMP
 runtime (libgomp reads the variables only then), it counts the cores that stood idle over the
 last 0.1 s, and

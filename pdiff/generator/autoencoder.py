@@ -5,14 +5,13 @@ Two architectures, chosen by `autoencoder.arch`:
 - `MLPAutoencoder` (the default): Linear -> LeakyReLU layers to a small latent and back. A
   parameter vector's positions have no spatial order that shared kernels could exploit, and a
   zoo of one training run lies close to a low-dimensional subspace: the MLP reconstructs the
-  centred zoo better than its 16 principal components do (digits, seed 0: MSE 1.2e-4 against
-  3.4e-4, in units of the zoo's spread), so the decoder keeps the differences between zoo
-  models that the generator should reproduce, in a few seconds of training.
+  centred zoo better than as many principal components do, so the decoder keeps the differences
+  between zoo models that the generator should reproduce, in a few seconds of training.
 - `ParamAutoencoder` (`arch="conv"`, p-diff v2): the vector is read as a 1-channel sequence;
   strided convolutions shrink it, a linear layer maps to the latent, and a mirrored decoder maps
   back. At this project's CPU step counts its decoded models lose most of the zoo's behavioural
-  diversity even from well-spread latents (notebook 07: parameter recall 0.07 against 0.97);
-  the paper preset and the ResNet presets keep it.
+  diversity even from well-spread latents (notebook 07 measures their parameter recall); the
+  paper preset and the ResNet presets keep it.
 
 Both add noise to the input and to the latent during training (p-diff's augmentation: it makes
 the decoder robust to the imprecise latents the diffusion model will produce).

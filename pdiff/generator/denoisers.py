@@ -5,13 +5,12 @@ The latent of a `ParamAutoencoder` comes out of a linear layer: its positions ha
 order, and each has its own distribution. `ConvDenoiser` (p-diff's design) slides shared kernels
 over those positions, with a receptive field of part of the vector; it cannot give each
 position its own spread or tie far-apart positions together, and its samples collapse towards
-the mean (digits, 3 runs: per-dimension spread 0.35 of the training latents' with x0-clipping,
-0.56 without; DDIM-50 without clipping 7.6, off the manifold).
+the mean (notebook 07 measures the spread of its samples against the training latents').
 
 `MLPDenoiser` sees the whole latent in every layer: residual blocks of LayerNorm -> Linear
 (+ time embedding) -> SiLU -> Linear, the shape of DiT/ADM blocks without attention. Trained on
-whitened latents (whitening.py) it reproduces the training latents' spread (1.0) with every
-sampler and without clipping.
+whitened latents (whitening.py) it reproduces the training latents' spread with every sampler
+and without clipping (notebook 07, benchmarks/bench_fidelity.py).
 """
 from __future__ import annotations
 
@@ -110,9 +109,9 @@ class MLPDenoiser(nn.Module):
     untrained denoiser is already the optimal one for whitened Gaussian data. It matters for
     deterministic samplers: DDIM integrates eps errors against d sqrt((1 - abar) / abar), which
     spans 0..160 and lies mostly at high t, where a plain network must reproduce eps = x_t to
-    high precision. On digits (3 runs, whitened latents, no clipping) DDIM-50 without the skip
-    made models at 0% and 49% accuracy in two runs; with it, the worst of 300 was at 96.7%.
-    (Ancestral DDPM re-injects noise and forgets those errors: it is fine either way.)
+    high precision: without the skip, DDIM-50 made models at chance accuracy on digits; with it
+    every one is good (benchmarks/bench_fidelity.py checks the worst DDIM model). Ancestral DDPM
+    re-injects noise and forgets those errors: it is fine either way.
     """
 
     def __init__(self, length: int, width: int = 128, depth: int = 2, time_dim: int = 128,

@@ -1,7 +1,7 @@
 """Latent whitening: the coordinates the diffusion model works in, fitted on the training latents.
 
-A zoo from one training trajectory is a thin curve: on digits 95% of the latents' variance lies
-along one direction and 99.99% within 7 of the 64 latent dimensions; the rest is dust.
+A zoo from one training trajectory is a thin curve: most of the latents' variance lies along one
+direction and nearly all of it within a handful of latent dimensions; the rest is dust.
 `LatentStats` (sample.py) centres each dimension and divides by one global std, so the denoiser
 sees a long curve whose cross-section is a few hundredths of its length and has to resolve both
 scales under the same noise. `LatentWhitening` rotates the centred latents onto their principal
@@ -9,11 +9,10 @@ axes, keeps the axes that hold `variance` of the total, and scales each to unit 
 denoiser then works in k (not L) dimensions, each one visible under the noise; decoding maps
 back with the same basis, so dropped axes come back at their training mean.
 
-Measured on digits (3 runs, MLPDenoiser 128 x 2, DDPM, no clipping): spread ratio / precision
-of the generated latents 0.85 / 0.65 with one global scale, 0.87 / 0.60 with a std per
-dimension, 1.05 / 0.85 whitened (variance 0.9999). Whitening all 64 axes instead is worse
-(one run: spread 0.35): the dust axes are blown up to unit variance and the denoiser spends
-itself on them.
+Notebook 07 measures it: whitened latents give the generated models the training latents'
+spread and a higher precision than one global scale or a std per dimension. Whitening every axis
+instead is worse: the dust axes are blown up to unit variance and the denoiser spends itself on
+them.
 """
 from __future__ import annotations
 

@@ -13,10 +13,9 @@ So each suffix stage gets the cheapest form that computes the same thing:
 - Linear: a batched matrix product;
 - ReLU right after one of those: in place, on activations only this pass holds;
 - a convolution on a CPU: it and every stage after it run one model at a time. oneDNN runs each
-  model's own convolution faster than the one grouped convolution vmap turns them into
-  (measured, 60 models' 16->32 3x3 convolutions on 540 digits: 62 ms one by one, 211 ms
-  grouped), and between convolutions its batch norm beats a broadcast over NCHW activations.
-  On a GPU vmap's grouped form wins;
+  model's own convolution several times faster than the one grouped convolution vmap turns them
+  into (benchmarks/bench_evaluate.py with the whole-network target), and between convolutions its
+  batch norm beats a broadcast over NCHW activations. On a GPU vmap's grouped form wins;
 - anything else: `vmap(functional_call)` of that stage alone.
 
 Activations are (S, ...) while every model still shares them, then (M, S, ...) per model.

@@ -135,8 +135,8 @@ def bootstrap_ci(values: Tensor, n_boot: int = 1000, level: float = 0.95,
     """Percentile bootstrap confidence interval of the mean or median of `values` (N,).
 
     scipy.stats.bootstrap (percentile method, vectorized), seeded from `generator` so the same
-    generator gives the same interval: for 100 values and 1000 resamples it took 8 ms against
-    16 ms for the torch version this project had written before.
+    generator gives the same interval; it was faster than the torch version this project had
+    written before.
     """
     if stat not in ("mean", "median"):
         raise ValueError(f"stat must be 'mean' or 'median', got {stat!r}")

@@ -40,8 +40,8 @@ class PCABasis:
     @classmethod
     def fit(cls, x: Tensor) -> PCABasis:
         """scikit-learn's PCA with the exact LAPACK solver (not the randomized one, so two fits agree
-        bit for bit; 5x faster than torch's SVD of a 1100 x 394 matrix here); each axis has its
-        largest-magnitude loading positive (sklearn's own sign rule, as SVD signs are arbitrary)."""
+        bit for bit; faster than torch's SVD at these shapes); each axis has its largest-magnitude
+        loading positive (sklearn's own sign rule, as SVD signs are arbitrary)."""
         from sklearn.decomposition import PCA  # here: importing sklearn writes KMP_* variables into os.environ
 
         if x.ndim != 2:
@@ -82,9 +82,9 @@ def umap_2d(x: Tensor, seed: int = 0, n_neighbors: int = 15, min_dist: float = 0
     clipped to N - 1 so small zoos work; below 4 points UMAP's graph is meaningless, so this
     falls back to PCA of the standardized rows. The distances are computed here (one cdist)
     and given to UMAP as a precomputed metric: for fewer than 4,096 points umap-learn otherwise
-    fills the distance matrix through sklearn with a Python call per pair (6.5 s of a 1,400-point
-    fit). `epochs` of layout optimisation: 200 (umap-learn's choice for large sets) against its
-    500 for small ones, with no visible difference at these sizes.
+    fills the distance matrix through sklearn with a Python call per pair, most of a fit's time
+    (benchmarks/bench_analysis.py). `epochs` of layout optimisation: 200 (umap-learn's choice for
+    large sets) against its 500 for small ones, with no visible difference at these sizes.
     """
     n = x.shape[0]
     if n < 4:

@@ -17,9 +17,10 @@ A group is placed on each measure by the median of its models' values against th
   position = (copies - group) / (copies - fresh);
 - parameters: each model's L2 distance to the nearest training checkpoint, on a log scale,
   position = ln(group / copies) / ln(fresh / copies). Distances span orders of magnitude (fresh
-  SGD lands 20-90 times as far from the checkpoints as the copies do on digits and mnist1d), and
-  what says "copy" is how many times farther than a copy a model sits: on a linear scale, copies
-  with three times the noise and averages of 16 checkpoints were 0.03 and 0.14 apart on digits.
+  SGD lands tens of times as far from the checkpoints as the copies do), and what says "copy" is
+  how many times farther than a copy a model sits: on a linear scale, copies with three times the
+  noise and averages of 16 checkpoints were barely apart on digits (README, "How the answer is
+  calibrated").
 
 Intervals come from a joint bootstrap of the three groups (each resampled on its own). A measure
 *resolves* only when its two anchors are told apart: their intervals do not overlap, and the gap

@@ -29,8 +29,8 @@ from typing import Any
 Row = Mapping[str, Any]
 
 # Ruler positions (0 copies, 1 fresh SGD), chosen on digits and mnist1d (seeds 0-2) between the cases
-# of known nature of pdiff/calibration.py: copies reached 0.26, averages of 16 began at 0.57 and ended
-# at 0.70, an unseen fresh SGD run lay in 0.93-1.02 (README, "How the answer is calibrated").
+# of known nature of pdiff/calibration.py, with room on both sides of each (README, "How the answer is
+# calibrated"; benchmarks/bench_verdict.py prints them).
 COPIES_BELOW = 0.4  # below: copies
 FRESH_FROM = 0.8  # from here: like fresh training ("between" lies in between)
 BEYOND_ABOVE = 1.25  # above: beyond fresh training

@@ -24,10 +24,10 @@ import pdiff  # noqa: F401  (before torch: it chooses the OpenMP wait policy tor
 import torch
 from torch import nn
 
-from pdiff.classifiers import small_cnn
-from pdiff.config import DataConfig
-from pdiff.data import Dataset, load_dataset
+from pdiff.core.config import DataConfig
 from pdiff.zoo.alignment import align_to, apply_permutation, permutation_spec, random_permutations, state_distance
+from pdiff.zoo.classifiers import small_cnn
+from pdiff.zoo.datasets import Dataset, load_dataset
 
 TARGET_S = 10.0
 RECOVERY_TOL = 1e-5

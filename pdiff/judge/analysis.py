@@ -38,8 +38,8 @@ class AnalysisInputs:
     predictions: dict[str, torch.Tensor]  # (N_g, S) predicted classes
     mean_probs: dict[str, torch.Tensor]  # (S, C) each group's averaged softmax
     labels: torch.Tensor  # (S,)
-    params: dict[str, torch.Tensor]  # (N_g, D)
-    latents: dict[str, torch.Tensor]  # (N_g, latent_dim), standardized
+    params: dict[str, torch.Tensor]  # (N_g, D), neuron-aligned where the analysis aligns (judge/matching.py)
+    latents: dict[str, torch.Tensor]  # (N_g, latent_dim), standardized; {} for a run without a generator
     trajectory: torch.Tensor  # (points, models, D); empty when none was kept
 
 
@@ -67,24 +67,27 @@ def analyse(inputs: AnalysisInputs, settings: AnalysisConfig, seed: int, device:
         exclude = g == "zoo"
         dist, index = metrics.nearest_neighbour(params[g].float(), zoo_params, exclude_self=exclude)
         out[f"{g}.nn_distance"], out[f"{g}.nn_index"] = dist, index
-        out[f"{g}.neighbours"] = metrics.k_nearest(params[g].float(), zoo_params, 3, exclude)[1]
+        out[f"{g}.neighbour_distances"], out[f"{g}.neighbours"] = metrics.k_nearest(params[g].float(), zoo_params, 3,
+                                                                                  exclude)
         agree = metrics.prediction_agreement(pred[g], pred["zoo"])  # (N_g, K)
         found = index >= 0  # a lone zoo model has no neighbour (index -1): NaN agreement
         out[f"{g}.nn_agreement"] = agree.gather(1, index.clamp(min=0)[:, None])[:, 0].where(found, float("nan"))
 
     report(2, 4, {"phase": "projections"})
     out |= _projections(settings, seed, params, latents, inputs.trajectory, names)
-    out |= {f"{g}.latent_std": latents[g].double().std(0).float() for g in names if len(latents[g]) > 1}
+    out |= {f"{g}.latent_std": latents[g].double().std(0).float() for g in latents if len(latents[g]) > 1}
 
     rows = group_rows(acc, pred, labels, inputs.mean_probs, out, {g: iou[b, b] for g, b in blocks.items()},
                       settings.bootstrap, seed)
     axes = place_on_ruler(rows, out, settings.bootstrap, seed)
     report(3, 4, {"phase": "fidelity"})
     for g, row in rows.items():
+        if latents:
+            row |= _floors(latents["zoo"], "latent", seed) if g == "zoo" else \
+                group_fidelity(latents["zoo"], latents[g], "latent", seed)
         if g == "zoo":  # the reference itself: only the floors mean something
-            row |= _floors(latents["zoo"], "latent", seed) | _floors(_zscore(params["zoo"], params["zoo"]), "param", seed)
+            row |= _floors(_zscore(params["zoo"], params["zoo"]), "param", seed)
             continue
-        row |= group_fidelity(latents["zoo"], latents[g], "latent", seed)
         row |= group_fidelity(_zscore(params["zoo"], params["zoo"]), _zscore(params[g], params["zoo"]), "param", seed)
     report(4, 4, {})
     meta = {"groups": names, "sizes": sizes, "scorecard": rows,

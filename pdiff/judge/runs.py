@@ -4,8 +4,8 @@ Why: a zoo imported from several training runs (seeds, recipes) raises a questio
 generator does: how different are the runs? Each measure compares pairs of checkpoints of the same
 run with pairs from different runs, in behaviour (IoU of wrong test predictions) and in parameters
 (L2 distance, between aligned vectors when the analysis aligns), and says how often a checkpoint's
-nearest other checkpoint (in parameters, and in mistakes) is from its own run, beside the share
-that chance gives. Pure: tensors in, a JSON-able record out; None with fewer than two known runs.
+nearest other checkpoint (in parameters, and in mistakes: the highest IoU) is from its own run,
+beside the share that chance gives. Pure: tensors in, a JSON-able record out; None with fewer than two known runs.
 """
 from __future__ import annotations
 
@@ -18,13 +18,12 @@ from torch import Tensor
 from . import metrics
 
 
-def run_clusters(runs: Tensor, names: list[str | None], accuracy: Tensor, iou: Tensor, params: Tensor,
-                 nearest: Tensor, most_alike: Tensor) -> dict[str, Any] | None:
+def run_clusters(runs: Tensor, names: list[str | None], accuracy: Tensor, iou: Tensor,
+                 params: Tensor) -> dict[str, Any] | None:
     """The per-run rows and within/between summaries of the zoo's K checkpoints.
 
-    `runs` (K,) indexes `names` (-1: unknown, left out), `iou` is the zoo's (K, K) IoU block,
-    `params` its (K, D) vectors, `nearest` / `most_alike` (K,) each checkpoint's nearest other
-    checkpoint in parameters and its max-IoU partner.
+    `runs` (K,) indexes `names` (-1: unknown, left out), `iou` is the zoo's (K, K) IoU block and
+    `params` its (K, D) vectors.
     """
     known = runs >= 0
     if runs[known].unique().numel() < 2:
@@ -37,7 +36,7 @@ def run_clusters(runs: Tensor, names: list[str | None], accuracy: Tensor, iou: T
         "runs": rows,
         "iou_within_runs": _mean(iou, same & pairs), "iou_between_runs": _mean(iou, ~same & pairs),
         "distance_within_runs": _mean(distance, same & pairs), "distance_between_runs": _mean(distance, ~same & pairs),
-        "nearest_same_run": _same_share(runs, nearest), "mistakes_same_run": _same_share(runs, most_alike),
+        "nearest_same_run": _same_share(-distance, same, pairs), "mistakes_same_run": _same_share(iou, same, pairs),
         "chance_same_run": _mean(same.double(), pairs),
     }
 
@@ -52,9 +51,15 @@ def _mean(values: Tensor, mask: Tensor) -> float | None:
     return values[mask].double().mean().item() if mask.any() else None
 
 
-def _same_share(runs: Tensor, partner: Tensor) -> float | None:
-    """Share of checkpoints of a known run whose partner (an index, -1: none) is of the same run."""
-    found = (runs >= 0) & (partner >= 0)
-    if not found.any():
+def _same_share(similarity: Tensor, same: Tensor, pairs: Tensor) -> float | None:
+    """Mean over checkpoints of the share of their most similar others that are of their own run.
+
+    Ties share the credit: on a test set with a handful of errors many checkpoints reach the same
+    max IoU, and picking the first of them would favour whichever run was saved first."""
+    values = similarity.double().masked_fill(~pairs, float("-inf"))
+    best = values.max(1).values
+    rows = torch.isfinite(best)
+    if not rows.any():
         return None
-    return (runs[partner.clamp(min=0)] == runs)[found].double().mean().item()
+    tied = (values >= best[:, None]) & pairs
+    return ((tied & same).sum(1).double() / tied.sum(1).clamp(min=1))[rows].mean().item()

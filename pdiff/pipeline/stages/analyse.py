@@ -40,8 +40,8 @@ def run(ctx: StageContext) -> dict[str, Any]:
         row["distances"] = distances
     runs = zoo["seed"][~zoo["heldout"]]
     meta |= {"alignment": alignment.record(), "fresh_note": zoo_meta.get("fresh_note") or "",
-             "runs": run_clusters(runs, run_names(zoo_meta, runs), evaluated.accuracy["zoo"], tensors["iou"][: len(runs), : len(runs)],
-                                  measured["zoo"], tensors["zoo.nn_index"], tensors["zoo.max_iou_index"])}
+             "runs": run_clusters(runs, run_names(zoo_meta, runs), evaluated.accuracy["zoo"],
+                                  tensors["iou"][: len(runs), : len(runs)], measured["zoo"])}
     ctx.save(ANALYSIS, tensors, meta)
     return headline | {"distances": distances}
 

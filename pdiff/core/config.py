@@ -72,8 +72,9 @@ class ZooConfig:
     #                      or selectors as collect.target, with the buffers of the layers they select
     fresh: str = "auto"  # the fresh-training reference: "auto" (whole runs, the last fifth, when the metadata
     #                      names two or more runs), "none", or comma-separated run ids
-    align: str = "auto"  # store the checkpoints neuron-aligned to the first one (generators then learn from
-    #                      aligned runs): "auto" (unless the metadata names one run only), "on" or "off"
+    align: str = "auto"  # store the checkpoints neuron-aligned to the first run's last one, each run moved as
+    #                      one (generators then learn from aligned runs): "auto" (unless the metadata names one
+    #                      run only), "on" or "off"
 
 
 @dataclass(frozen=True)

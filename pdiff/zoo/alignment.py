@@ -20,6 +20,8 @@ model removes that symmetry before models are compared or pooled.
   pdiff target such as the last norm layer and the head), a group may move only if every tensor
   touching it varies: permuting a group also permutes the frozen, shared rest otherwise.
 - `align_to`, `aligned_distance`, `state_distance`: conveniences over the above.
+- `align_runs`: flat vectors of several training runs, each run moved by one permutation (that of
+  its last checkpoint), so a run's own trajectory is never torn apart.
 
 Convention: a permutation `perm` of a group acts by indexing, permuted[..., i, ...] =
 original[..., perm[i], ...], along every axis the group touches. If `other` is the reference
@@ -39,9 +41,9 @@ from scipy.optimize import linear_sum_assignment
 from torch import nn
 
 __all__ = [
-    "PermutationSpec", "TensorAxes", "align_to", "aligned_distance", "apply_permutation", "blocked_groups",
-    "invert", "permutable_groups", "permutation_spec", "random_permutations", "state_distance",
-    "weight_matching", "weight_matching_many",
+    "PermutationSpec", "TensorAxes", "align_runs", "align_to", "aligned_distance", "apply_permutation",
+    "blocked_groups", "invert", "permutable_groups", "permutation_spec", "random_permutations", "run_representatives",
+    "state_distance", "weight_matching", "weight_matching_many",
 ]
 
 SUPPORTED = "alignment supports Linear, Conv1d/2d, BatchNorm, LayerNorm, activations, pooling and Flatten chains"
@@ -534,6 +536,43 @@ def align_to(reference: State | torch.Tensor, states: Sequence[State] | torch.Te
     groups = permutable_groups(spec, available if trainable is None else available & set(trainable))
     perms = weight_matching_many(reference, states, spec, max_iter, seed, groups)
     return [apply_permutation(state, spec, perm) for state, perm in zip(states, perms)]
+
+
+def run_representatives(runs: Sequence[int] | torch.Tensor) -> torch.Tensor:
+    """(K,) for each vector, the index of its run's last vector (runs < 0: the vector itself)."""
+    runs = torch.as_tensor(runs).long()
+    rep = torch.arange(len(runs))
+    for run in runs.unique().tolist():
+        if run >= 0:
+            members = (runs == run).nonzero().squeeze(1)
+            rep[members] = members[-1]
+    return rep
+
+
+def align_runs(reference: torch.Tensor, vectors: torch.Tensor, runs: Sequence[int] | torch.Tensor,
+               spec: PermutationSpec, layout: object, trainable: Iterable[str] | None = None, max_iter: int = 100,
+               seed: int = 0) -> torch.Tensor:
+    """`align_to` for (K, D) flat vectors of several training runs: every vector of run r moves by
+    the permutation that matches r's last vector to `reference` (runs < 0: each on its own).
+
+    Why: the checkpoints of one run already share the order of their hidden units. Matched one by
+    one to a reference from another run, neighbours on a trajectory can be given different orders
+    (the matching is greedy and they are far from the reference), which tears the run apart in
+    parameter space. A run's last vector matched to itself is the identity, so taking the
+    reference from `run_representatives` leaves its whole run in place.
+    """
+    if vectors.dim() != 2 or reference.shape != vectors.shape[1:] or len(runs) != len(vectors):
+        raise ValueError(f"expected a (D,) reference, (K, D) vectors and K runs, got {tuple(reference.shape)}, "
+                         f"{tuple(vectors.shape)} and {len(runs)}")
+    items = _layout_items(layout)
+    ref = {key: value[0] for key, value in _unflatten(reference[None], items).items()}
+    _check_state(ref, spec)
+    names = set(ref) if trainable is None else set(ref) & set(trainable)
+    chosen, rows = run_representatives(runs).unique(return_inverse=True)
+    found = _match_stacked(ref, _unflatten(vectors[chosen], items), spec, permutable_groups(spec, names), max_iter,
+                           seed)
+    moved = _permute_stacked(_unflatten(vectors, items), spec, {g: perm[rows] for g, perm in found.items()})
+    return torch.cat([moved[name].reshape(len(vectors), -1) for name, _ in items], dim=1)
 
 
 def state_distance(a: State, b: State, keys: Iterable[str] | None = None) -> float:

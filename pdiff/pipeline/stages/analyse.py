@@ -15,7 +15,7 @@ from ...core.runtime import seed_everything
 from ...judge import matching
 from ...judge.analysis import AnalysisInputs, analyse
 from ...judge.runs import run_clusters
-from ...zoo.alignment import permutation_spec
+from ...zoo.alignment import permutation_spec, run_representatives
 from ...zoo.classifiers import build_classifier
 from ...zoo.params import ParamLayout
 from ..contract import StageContext
@@ -31,7 +31,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
     trajectory = generated.get("trajectory", torch.empty(0))
     zoo, zoo_meta = load_zoo(ctx.run), ctx.run.load(ZOO)[1]
     alignment = choose_alignment(ctx, zoo, zoo_meta)
-    measured, trajectory = aligned(ctx, params, trajectory, zoo_meta, alignment)
+    measured, trajectory = aligned(ctx, params, trajectory, zoo, zoo_meta, alignment)
     inputs = AnalysisInputs(evaluated.accuracy, evaluated.predictions, evaluated.mean_probs, evaluated.labels,
                             measured, group_latents(ctx, params), trajectory)
     tensors, meta, headline = analyse(inputs, ctx.config.analysis, ctx.config.seed, ctx.device, ctx.progress)
@@ -67,18 +67,29 @@ def choose_alignment(ctx: StageContext, zoo: dict[str, torch.Tensor], meta: dict
         spec: Any = permutation_spec(model)
     except ValueError as exc:
         spec = str(exc)
-    return matching.choose(mode, runs, spec, ParamLayout.from_json(meta["layout"]).names)
+    return matching.choose(mode, runs, spec, ParamLayout.from_json(meta["layout"]).names, reference_index(zoo))
 
 
-def aligned(ctx: StageContext, params: dict[str, torch.Tensor], trajectory: torch.Tensor, meta: dict[str, Any],
-            alignment: matching.Alignment) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    """Every group's vectors (and the trajectory's) aligned to zoo #0 when `alignment` says so."""
+def reference_index(zoo: dict[str, torch.Tensor]) -> int:
+    """The zoo row everything is aligned to: the last training checkpoint of the zoo's first run
+    (the reference the import aligned to as well)."""
+    return int(run_representatives(zoo["seed"][~zoo["heldout"]])[0])
+
+
+def aligned(ctx: StageContext, params: dict[str, torch.Tensor], trajectory: torch.Tensor, zoo: dict[str, torch.Tensor],
+            meta: dict[str, Any], alignment: matching.Alignment) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Every group's vectors (and the trajectory's) aligned to the reference when `alignment` says
+    so: the zoo's and the fresh reference's checkpoints run by run, the other groups model by model."""
     if not alignment.aligned:
         return params, trajectory
     model = build_classifier(ctx.config.classifier.arch, tuple(meta["input_shape"]), meta["num_classes"])
     layout = ParamLayout.from_json(meta["layout"])
     groups = dict(params) | ({"trajectory": trajectory.flatten(0, 1)} if trajectory.numel() else {})
-    out = matching.align_groups(groups, params["zoo"][0], permutation_spec(model), layout, ctx.seed)
+    runs = {"zoo": zoo["seed"][~zoo["heldout"]]}
+    if "fresh" in params:  # an imported zoo's held-out runs, or collect's one fresh SGD run
+        runs["fresh"] = zoo.get("fresh.seed", torch.zeros(len(params["fresh"]), dtype=torch.long))
+    reference = params["zoo"][reference_index(zoo)]
+    out = matching.align_groups(groups, runs, reference, permutation_spec(model), layout, ctx.seed)
     moved = out.pop("trajectory", None)
     return out, trajectory if moved is None else moved.reshape(trajectory.shape)
 

@@ -12,7 +12,8 @@ that is not theirs.
 
 Which checkpoints learn and which are the ruler's fresh-training end: `zoo.fresh` holds out whole
 runs (zoo/metadata.py). With `zoo.align` every vector is stored neuron-aligned to the first
-training checkpoint (zoo/alignment.py): the same functions, in one order of hidden units.
+training run's last checkpoint (zoo/alignment.py), each run moved as one: the same functions, in
+one order of hidden units.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ import torch
 from ...core.artifacts import BASE, ZOO
 from ...core.errors import RunError
 from ...judge.evaluate import BatchedEvaluator
-from ...zoo.alignment import align_to, permutable_groups, permutation_spec
+from ...zoo.alignment import align_runs, permutable_groups, permutation_spec, run_representatives
 from ...zoo.checkpoints import check_fits, find_checkpoints, load_state, shared_rest_misfit
 from ...zoo.classifiers import build_classifier
 from ...zoo.datasets import Dataset
@@ -47,16 +48,17 @@ def run(ctx: StageContext) -> dict[str, Any]:
     target = select_state_target(model, z.target)
     layout = layout_of_state(expected, target)
     vectors, base_state = _read(ctx, paths, checkpoints, expected, layout, train[0], dataset)
-    alignment = _alignment(z.align, model, layout, checkpoints, train[0], z.target)
+    runs = runs_in_order(checkpoints)
+    index = torch.tensor(run_index(checkpoints, runs))
+    reference = int(run_representatives(index)[train[0]])  # the first training run's last checkpoint
+    alignment = _alignment(z.align, model, layout, checkpoints, reference, z.target)
     if alignment["aligned"]:
-        vectors = align_to(vectors[train[0]], vectors, permutation_spec(model), layout=layout, seed=ctx.seed)
+        vectors = align_runs(vectors[reference], vectors, index, permutation_spec(model), layout, seed=ctx.seed)
     model.load_state_dict(base_state)
     model = model.to(ctx.device).eval()
     params = vectors[train]
     accuracy = BatchedEvaluator(model, layout, dataset.x_test, dataset.y_test).evaluate_sharded(params).accuracy
     val_accuracy = BatchedEvaluator(model, layout, dataset.x_val, dataset.y_val).evaluate_sharded(params).accuracy
-    runs = runs_in_order(checkpoints)
-    index = torch.tensor(run_index(checkpoints, runs))
     steps = torch.tensor([c.step for c in checkpoints])
     meta = _meta(layout, dataset, folder, checkpoints, train, fresh, runs) | {
         "fresh_note": fresh_note, "alignment": alignment}
@@ -119,7 +121,8 @@ def _alignment(mode: str, model: torch.nn.Module, layout: ParamLayout, checkpoin
     if why:
         return record | {"why": why}
     return record | {"aligned": True, "why": f"hidden units of {', '.join(groups)} matched to "
-                                             f"{checkpoints[reference].file} (Git Re-Basin weight matching)"}
+                                             f"{checkpoints[reference].file} (Git Re-Basin weight matching), each "
+                                             f"run's checkpoints moved together"}
 
 
 def _meta(layout: ParamLayout, dataset: Dataset, folder: Path, checkpoints: list[Checkpoint], train: list[int],

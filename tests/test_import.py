@@ -19,6 +19,7 @@ from pdiff.core.config import DataConfig, with_overrides
 from pdiff.core.errors import RunError
 from pdiff.core.presets import preset
 from pdiff.core.rundir import RunDir
+from pdiff.judge.analysis import nearest_in_frames
 from pdiff.judge.verdict import verdict
 from pdiff.pipeline.loaders import load_zoo
 from pdiff.pipeline.report import metrics_table
@@ -299,3 +300,15 @@ def test_the_command_line_imports_with_a_plugin(tmp_path, zoo_dir, capsys, monke
     assert code == 0 and "plan: import, evaluate, analyse run" in out and "parameter distances: aligned" in out
     assert build_classifier("my-mlp", (1, 8, 8), 10) is not None
     assert RunDir(tmp_path / "explored").manifest()["config"]["zoo"]["dir"] == str(zoo_dir.resolve())
+
+
+def test_a_nearest_neighbour_is_taken_in_the_frame_that_puts_it_nearer():
+    """Aligned to one reference, a model and the checkpoint it sits next to can be renumbered
+    differently: each model's nearest checkpoint is the nearer of the two frames' answers."""
+    zoo = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0], [10.0, 10.0]])
+    aligned = {"zoo": zoo, "generated": torch.tensor([[9.0, 0.0], [1.0, 0.0]])}
+    stored = {"zoo": zoo, "generated": torch.tensor([[0.5, 0.0], [5.0, 0.0]])}
+    distance, index, near_distances, near = nearest_in_frames([aligned, stored], "generated", exclude_self=False)
+    torch.testing.assert_close(distance, torch.tensor([0.5, 1.0]))
+    assert index.tolist() == [0, 0] and near[0].tolist()[0] == 0 and near[1].tolist()[0] == 0
+    torch.testing.assert_close(near_distances[:, 0], distance)

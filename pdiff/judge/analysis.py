@@ -41,6 +41,7 @@ class AnalysisInputs:
     params: dict[str, torch.Tensor]  # (N_g, D), neuron-aligned where the analysis aligns (judge/matching.py)
     latents: dict[str, torch.Tensor]  # (N_g, latent_dim), standardized; {} for a run without a generator
     trajectory: torch.Tensor  # (points, models, D); empty when none was kept
+    raw_params: dict[str, torch.Tensor] | None = None  # the parameters as stored, when `params` are aligned
 
 
 def analyse(inputs: AnalysisInputs, settings: AnalysisConfig, seed: int, device: torch.device,
@@ -62,13 +63,11 @@ def analyse(inputs: AnalysisInputs, settings: AnalysisConfig, seed: int, device:
         out[f"{g}.max_iou"], out[f"{g}.max_iou_index"] = metrics.max_iou_to_zoo(to_zoo, exclude_self=g == "zoo")
 
     report(1, 4, {"phase": "neighbours"})
-    zoo_params = params["zoo"].float()
+    frames = [params] + ([inputs.raw_params] if inputs.raw_params is not None else [])
     for g in names:
-        exclude = g == "zoo"
-        dist, index = metrics.nearest_neighbour(params[g].float(), zoo_params, exclude_self=exclude)
+        dist, index, near_distances, near = nearest_in_frames(frames, g, exclude_self=g == "zoo")
         out[f"{g}.nn_distance"], out[f"{g}.nn_index"] = dist, index
-        out[f"{g}.neighbour_distances"], out[f"{g}.neighbours"] = metrics.k_nearest(params[g].float(), zoo_params, 3,
-                                                                                  exclude)
+        out[f"{g}.neighbour_distances"], out[f"{g}.neighbours"] = near_distances, near
         agree = metrics.prediction_agreement(pred[g], pred["zoo"])  # (N_g, K)
         found = index >= 0  # a lone zoo model has no neighbour (index -1): NaN agreement
         out[f"{g}.nn_agreement"] = agree.gather(1, index.clamp(min=0)[:, None])[:, 0].where(found, float("nan"))
@@ -93,6 +92,30 @@ def analyse(inputs: AnalysisInputs, settings: AnalysisConfig, seed: int, device:
     meta = {"groups": names, "sizes": sizes, "scorecard": rows,
             "ruler": None if axes is None else {m: a.record() for m, a in axes.items()}}
     return out, meta, {"scorecard_generated": rows.get("generated", {})}
+
+
+def nearest_in_frames(frames: list[dict[str, torch.Tensor]], group: str,
+                      exclude_self: bool) -> tuple[torch.Tensor, ...]:
+    """Each model's nearest training checkpoint (distance, index) and three nearest (distances,
+    indices), in whichever frame of `frames` puts it nearer.
+
+    Why: aligning every model to one reference gives each its own renumbering of hidden units,
+    and two models that are close as stored (a checkpoint and a copy of it, a generated model and
+    the checkpoint it came from) can be renumbered differently. The distance in every frame is the
+    distance under some renumbering, so each is an upper bound of the distance with the best one;
+    the smaller is the better bound."""
+    best: list[torch.Tensor] = []
+    for frame in frames:
+        zoo, models = frame["zoo"].float(), frame[group].float()
+        dist, index = metrics.nearest_neighbour(models, zoo, exclude_self=exclude_self)
+        near_distances, near = metrics.k_nearest(models, zoo, 3, exclude_self)
+        found = [dist, index, near_distances, near]
+        if not best:
+            best = found
+            continue
+        nearer = dist < best[0]  # NaN (a lone zoo model) is never nearer
+        best = [torch.where(nearer if new.dim() == 1 else nearer[:, None], new, old) for new, old in zip(found, best)]
+    return tuple(best)
 
 
 def group_rows(acc: dict[str, torch.Tensor], pred: dict[str, torch.Tensor], labels: torch.Tensor,

@@ -59,7 +59,8 @@ METRICS: dict[str, str] = {
                    "the zoo mixes runs (distances)",
     "distances": "'aligned': parameters were compared after matching every model's hidden units to the first "
                  "training checkpoint (weight matching), since renumbered units compute the same function far away "
-                 "in L2; 'raw': as stored (analysis.align)",
+                 "in L2 (a nearest-neighbour distance is the shorter of aligned and as stored); 'raw': as stored "
+                 "(analysis.align)",
     "nn_agreement": "share of test samples on which a model and its nearest training checkpoint predict the "
                     "same class",
     "nn_top_share": "share of the group's models whose nearest training checkpoint is one of the three most "

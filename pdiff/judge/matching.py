@@ -9,7 +9,10 @@ reference, the last training checkpoint of the zoo's first run, by weight matchi
 together (the permutation of the run's last one), so a run's own trajectory keeps its shape. One
 reference for all, not a matching per pair: one assignment per model or run instead of one per
 pair, the usual approximation (Git Re-Basin aligns to one model too). Behaviour (IoU of wrong
-predictions) needs none: it compares functions.
+predictions) needs none: it compares functions. Aligned to one reference, two models that are
+close as stored (a checkpoint and its copy, a generated model and its source) can be renumbered
+differently, so nearest-neighbour distances take the nearer of the two frames, aligned and as
+stored (judge/analysis.py, `nearest_in_frames`): both are distances under some renumbering.
 
 `analysis.align`: "auto" aligns when the zoo mixes runs (or does not say which run a checkpoint
 is from), "on" always (an architecture that cannot be aligned is then an error), "off" never.

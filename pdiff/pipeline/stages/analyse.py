@@ -33,7 +33,8 @@ def run(ctx: StageContext) -> dict[str, Any]:
     alignment = choose_alignment(ctx, zoo, zoo_meta)
     measured, trajectory = aligned(ctx, params, trajectory, zoo, zoo_meta, alignment)
     inputs = AnalysisInputs(evaluated.accuracy, evaluated.predictions, evaluated.mean_probs, evaluated.labels,
-                            measured, group_latents(ctx, params), trajectory)
+                            measured, group_latents(ctx, params), trajectory,
+                            params if alignment.aligned else None)
     tensors, meta, headline = analyse(inputs, ctx.config.analysis, ctx.config.seed, ctx.device, ctx.progress)
     distances = "aligned" if alignment.aligned else "raw"
     for row in meta["scorecard"].values():

@@ -30,6 +30,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
+from pdiff.core.artifacts import ZOO
 from pdiff.core.config import DataConfig, with_overrides
 from pdiff.core.presets import preset
 from pdiff.pipeline.loaders import load_zoo
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             walls.append(time.perf_counter() - start)
             stages.append(run.stage("import")["seconds"])
         metrics = run.stage("import")["metrics"]
-        zoo, meta = load_zoo(run), run.load("zoo.safetensors")[1]
+        zoo, meta = load_zoo(run), run.load(ZOO)[1]
         wrong = [r["file"] for r, acc in zip(meta["checkpoints"], zoo["accuracy"].tolist())
                  if abs(acc - plain_accuracy(folder / r["file"], r["file"], data)) > 1e-4]
     wall, stage = statistics.median(walls), statistics.median(stages)

@@ -312,3 +312,15 @@ def test_a_nearest_neighbour_is_taken_in_the_frame_that_puts_it_nearer():
     torch.testing.assert_close(distance, torch.tensor([0.5, 1.0]))
     assert index.tolist() == [0, 0] and near[0].tolist()[0] == 0 and near[1].tolist()[0] == 0
     torch.testing.assert_close(near_distances[:, 0], distance)
+
+
+def test_the_memory_estimate_counts_the_imported_files(zoo_dir, monkeypatch):
+    from pdiff.core import limits
+    from pdiff.pipeline.runner import check_resources
+
+    seen = []
+    monkeypatch.setattr(limits, "check_memory", lambda config, *args: seen.append(config))
+    config = zoo_config(zoo_dir)
+    check_resources(config, {})
+    assert seen[0].collect.num_checkpoints == SEEDS * len(SAVES) and seen[0].collect.fresh == 0
+    assert config.collect.num_checkpoints == 200  # the run's own config is left as it is

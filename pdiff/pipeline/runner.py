@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -139,8 +140,10 @@ def check_resources(config: RunConfig, cache: dict[str, Any]) -> None:
     the sizes fit this machine's memory (the dataset is loaded into `cache` for the stages of this
     invocation)."""
     plugins.check_names(config)
-    if config.zoo.dir:
-        find_checkpoints(Path(config.zoo.dir).expanduser())
+    sizing = config
+    if config.zoo.dir:  # the memory estimate counts the files, not collect's sizes
+        files = len(find_checkpoints(Path(config.zoo.dir).expanduser()))
+        sizing = replace(config, collect=replace(config.collect, num_checkpoints=files, fresh=0))
     if "dataset" not in cache:
         cache["dataset"] = load_dataset(config.data)
     dataset = cache["dataset"]
@@ -149,7 +152,7 @@ def check_resources(config: RunConfig, cache: dict[str, Any]) -> None:
     target = select_state_target(model, config.zoo.target) if config.zoo.dir else \
         select_target(model, config.collect.target)
     dim = sum(state[name].numel() for name in target)
-    limits.check_memory(config, dim, len(dataset.y_test), dataset.num_classes)
+    limits.check_memory(sizing, dim, len(dataset.y_test), dataset.num_classes)
 
 
 def _check_new_folder(path: Path) -> None:

@@ -30,7 +30,7 @@ from pdiff.pipeline.loaders import load_evaluation, model_groups
 from pdiff.pipeline.report import MetricsTable, metrics_table
 from pdiff.pipeline.runner import load_run_config
 from pdiff.pipeline.status import stage_states
-from pdiff.pipeline.table import STAGES
+from pdiff.pipeline.table import ALL_STAGES, pipeline_of
 from pdiff.zoo.params import ParamLayout
 
 Arrays = dict[str, np.ndarray]
@@ -90,11 +90,12 @@ def stages(run: RunDir) -> list[dict[str, Any]]:
     A stage the manifest calls "running" with no live process is shown as "stopped": the run
     was killed or interrupted and resumes there when launched again.
     """
-    states = stage_states(run, manifest(run))
+    manifest_ = manifest(run)
+    states = stage_states(run, manifest_)
     active = launcher.active_pid(run.path) is not None
     progress = run.progress() or {}
     out = []
-    for stage in STAGES:
+    for stage in pipeline_of(manifest_.get("config")):
         name, state = stage.name, states[stage.name]
         s = dict(state.record or {})
         s["name"], s["status"], s["stale"] = name, state.status, state.stale
@@ -126,13 +127,14 @@ def _fresh(progress: dict[str, Any], started: float | None) -> bool:
 def run_summary(run: RunDir) -> str:
     """'done', 'running', 'partial' (resumable), 'failed' or 'damaged', for the run picker."""
     try:
-        stages_ = manifest(run).get("stages", {})
+        manifest_ = manifest(run)
     except RunError:
         return "damaged"
+    stages_ = manifest_.get("stages", {})
     if launcher.active_pid(run.path) is not None:
         return "running"
     statuses = [(stages_.get(s.name) or {}).get("status", "pending") if isinstance(stages_.get(s.name), dict)
-                else "pending" for s in STAGES]
+                else "pending" for s in pipeline_of(manifest_.get("config"))]
     if all(s == "done" for s in statuses):
         return "done"
     if "failed" in statuses:
@@ -145,8 +147,15 @@ def list_run_names() -> list[str]:
 
 
 def done(run: RunDir, stage: str) -> bool:
-    """The stage finished and its result is still current (not stale)."""
-    return stage_states(run, manifest(run))[stage].current
+    """The stage finished and its result is still current (not stale); False for a stage the run
+    does not have (the generator's, in a run made with generate=false)."""
+    state = stage_states(run, manifest(run)).get(stage)
+    return state is not None and state.current
+
+
+def has_stage(run: RunDir, stage: str) -> bool:
+    """Whether the run's pipeline has `stage` (a run made with generate=false has no generator)."""
+    return stage in stage_states(run, manifest(run))
 
 
 def progress(run: RunDir) -> dict[str, Any] | None:
@@ -217,6 +226,24 @@ def _params(run_path: str, key: tuple) -> dict[str, np.ndarray]:
 def params(run: RunDir) -> dict[str, np.ndarray]:
     """group -> (N, D) parameter vectors (zoo = training checkpoints, as the analysis indexes them)."""
     return _params(str(run.path), tuple(stamp(run.file(n)) for n in (ZOO, GENERATED, BASELINES)))
+
+
+def zoo_labels(run: RunDir) -> dict[str, dict[str, list]]:
+    """What is known about each checkpoint, to colour by: label -> group ("zoo", "fresh") -> one
+    value per model, in the analysis' order. An imported zoo has its metadata columns (run, step
+    and any label); a collected one its seed and step."""
+    tensors, meta = load(run, ZOO)
+    train = ~tensors["heldout"].astype(bool)
+    records = {"zoo": meta.get("checkpoints"), "fresh": meta.get("fresh_checkpoints")}
+    if isinstance(records["zoo"], list) and len(records["zoo"]) == int(train.sum()):
+        columns = list(dict.fromkeys(k for rows in records.values() if isinstance(rows, list) for row in rows
+                                     for k in row if k != "file"))
+        return {c: {g: [row.get(c) for row in rows] for g, rows in records.items() if isinstance(rows, list)}
+                for c in columns}
+    out = {"step": {"zoo": tensors["steps"][train].tolist()}}
+    if len(np.unique(tensors["seed"])) > 1:
+        out["seed"] = {"zoo": tensors["seed"][train].tolist()}
+    return out
 
 
 def layout_segments(run: RunDir) -> list[tuple[str, int, int]]:
@@ -292,7 +319,7 @@ def losses(run: RunDir) -> dict[str, tuple[np.ndarray, np.ndarray]]:
             every = int(meta.get("loss_every") or 1)
             steps = np.arange(len(tensors["loss"])) * every + 1
             curves[stage] = (steps, tensors["loss"])
-    order = {s.name: i for i, s in enumerate(STAGES)}
+    order = {s.name: i for i, s in enumerate(ALL_STAGES)}
     return dict(sorted(curves.items(), key=lambda kv: order.get(kv[0].split(":")[0], len(order))))
 
 

@@ -219,14 +219,20 @@ def compare_accuracy(runs: Mapping[str, Mapping[str, np.ndarray]]) -> go.Figure:
 def projection_scatter(points: Mapping[str, np.ndarray], accuracy: Mapping[str, np.ndarray],
                        max_iou: Mapping[str, np.ndarray] | None = None, colour_by: str = "group",
                        selected: tuple[str, int] | None = None, neighbours: Sequence[int] = (),
-                       axis_title: str = "") -> go.Figure:
+                       axis_title: str = "", labels: Mapping[str, Sequence] | None = None) -> go.Figure:
     """2D projection of every model, one trace per group.
 
     customdata per point is [group, index, accuracy, max IoU to the zoo], so the hover names the
     model and a plotly selection event says which models were picked (a click, a box or a lasso).
     `selected` adds a star on one model and `neighbours` circles those zoo rows (its nearest zoo
-    models).
+    models). `colour_by` is "group", "accuracy", or the name of a checkpoint label whose values per
+    group are in `labels` (an imported zoo's run, step, ...): each group with values is then split
+    into one trace per value (a colour per value, a symbol per group), numbers with many values on
+    a colour scale, and groups without values are drawn in grey.
     """
+    labelled = colour_by not in ("group", "accuracy") and labels is not None
+    scale = labelled and _numeric_scale(labels)
+    palette = _label_colours(labels) if labelled and not scale else {}
     colours = group_colours(list(points))
     all_acc = np.concatenate([np.asarray(a, dtype=float) for a in accuracy.values()]) if accuracy else np.zeros(1)
     symbols = {g: SYMBOLS[i % len(SYMBOLS)] for i, g in enumerate(points)}
@@ -235,17 +241,16 @@ def projection_scatter(points: Mapping[str, np.ndarray], accuracy: Mapping[str, 
         xy = np.asarray(points[g], dtype=float)
         acc = np.asarray(accuracy[g], dtype=float)
         iou = np.asarray(max_iou[g], dtype=float) if max_iou is not None and g in max_iou else np.full(len(xy), np.nan)
-        custom = [[g, j, float(acc[j]), float(iou[j])] for j in range(len(xy))]
+        custom = np.array([[g, j, float(acc[j]), float(iou[j])] for j in range(len(xy))], dtype=object)
         marker = {"size": 9 if g == "generated" else 7, "opacity": 0.85, "line": {"width": 0.5, "color": "white"}}
         if colour_by == "accuracy":
             marker |= {"color": acc, "coloraxis": "coloraxis", "symbol": symbols[g]}
+        elif labelled and g in labels and len(labels[g]) == len(xy):
+            _label_traces(fig, g, xy, custom, labels[g], colour_by, marker | {"symbol": symbols[g]}, palette, scale)
+            continue
         else:
-            marker |= {"color": colours[g]}
-        fig.add_trace(go.Scatter(
-            x=xy[:, 0], y=xy[:, 1], mode="markers", name=g, marker=marker, customdata=custom,
-            legendrank=list(points).index(g) + 1,
-            hovertemplate="<b>%{customdata[0]} #%{customdata[1]}</b><br>accuracy %{customdata[2]:.2f}%"
-                          "<br>max IoU to zoo %{customdata[3]:.3f}<extra></extra>"))
+            marker |= {"color": "#c7c7c7" if labelled else colours[g]}
+        fig.add_trace(_scatter(xy, g, marker, custom, list(points).index(g) + 1))
     if neighbours and "zoo" in points:
         zoo = np.asarray(points["zoo"], dtype=float)[list(neighbours)]
         fig.add_trace(go.Scatter(x=zoo[:, 0], y=zoo[:, 1], mode="markers", name="nearest zoo models",
@@ -260,9 +265,49 @@ def projection_scatter(points: Mapping[str, np.ndarray], accuracy: Mapping[str, 
         fig.update_layout(coloraxis={"colorscale": "Viridis", "cmin": float(np.nanmin(all_acc)),
                                      "cmax": float(np.nanmax(all_acc)),
                                      "colorbar": {"title": "acc. %", "x": 1.0, "xanchor": "left", "len": 0.8}})
+    elif scale:
+        values = [float(v) for vs in labels.values() for v in vs if v is not None]
+        fig.update_layout(coloraxis={"colorscale": "Viridis", "cmin": min(values), "cmax": max(values),
+                                     "colorbar": {"title": colour_by, "x": 1.0, "xanchor": "left", "len": 0.8}})
     fig.update_layout(**LAYOUT, height=540, xaxis_title=f"{axis_title} 1", yaxis_title=f"{axis_title} 2")
     fig.update_layout(**SELECTABLE, legend=LEGEND_BELOW, margin={"l": 10, "r": 10, "t": 30, "b": 10})
     return fig
+
+
+def _scatter(xy: np.ndarray, name: str, marker: dict, custom: np.ndarray, rank: int) -> go.Scatter:
+    return go.Scatter(
+        x=xy[:, 0], y=xy[:, 1], mode="markers", name=name, marker=marker, customdata=custom.tolist(),
+        legendrank=rank, hovertemplate="<b>%{customdata[0]} #%{customdata[1]}</b><br>accuracy %{customdata[2]:.2f}%"
+                                       "<br>max IoU to zoo %{customdata[3]:.3f}<extra></extra>")
+
+
+def _numeric_scale(labels: Mapping[str, Sequence]) -> bool:
+    """Numbers with more distinct values than a legend can hold go on a colour scale."""
+    values = [v for vs in labels.values() for v in vs if v is not None]
+    numeric = bool(values) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    return numeric and len(set(values)) > len(OTHER_COLOURS)
+
+
+def _label_colours(labels: Mapping[str, Sequence]) -> dict[str, str]:
+    """One colour per label value (shared by every group), in order of first appearance."""
+    values = list(dict.fromkeys(str(v) for vs in labels.values() for v in vs))
+    palette = PATH_COLOURS + OTHER_COLOURS
+    return {v: palette[i % len(palette)] for i, v in enumerate(values)}
+
+
+def _label_traces(fig: go.Figure, group: str, xy: np.ndarray, custom: np.ndarray, values: Sequence, label: str,
+                  marker: dict, palette: Mapping[str, str], scale: bool) -> None:
+    """One group's models coloured by a label: on a colour scale, or one trace per value."""
+    if scale:
+        colour = [np.nan if v is None else float(v) for v in values]
+        fig.add_trace(_scatter(xy, f"{group} ({label})", marker | {"color": colour, "coloraxis": "coloraxis"}, custom,
+                               1))
+        return
+    text = np.array([str(v) for v in values])
+    for value in dict.fromkeys(text):
+        rows = np.flatnonzero(text == value)
+        fig.add_trace(_scatter(xy[rows], f"{group}: {label} {value}", marker | {"color": palette[value]},
+                               custom[rows], 1))
 
 
 def draw_order(groups: Sequence[str]) -> list[str]:

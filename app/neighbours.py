@@ -103,7 +103,8 @@ def focus_panel(run: RunDir, group: str, index: int, prefix: str) -> None:
     iou = tensors["iou"]
     names = [f"{group} #{index}"] + [f"zoo #{j}" for j in neighbours]
     v1, v2, v3 = st.columns([2, 2, 1])
-    scale = v1.radio("Values", ["normalized", "raw"], horizontal=True, key=f"{prefix}_values",
+    scales = ["normalized", "raw"] if data.done(run, "autoencoder") else ["raw"]  # no generator: no normalizer
+    scale = v1.radio("Values", scales, horizontal=True, key=f"{prefix}_values",
                      help="normalized as the autoencoder sees it (by default: minus the zoo's mean, over one spread; "
                           "`autoencoder.centre=false`: each tensor z-scored), so what differs between models stands out")
     difference = v2.toggle("Show differences from the selected model", key=f"{prefix}_diff",
@@ -118,15 +119,27 @@ def focus_panel(run: RunDir, group: str, index: int, prefix: str) -> None:
         shown_vectors[1:] = shown_vectors[1:] - shown_vectors[0]
     titles = [f"{n}: {a:.2f}%" for n, a in zip(names, [accuracy[group][index]] + [accuracy["zoo"][j] for j in neighbours])]
     st.plotly_chart(figures.weight_heatmaps(shown_vectors, titles), key=f"{prefix}_weights")
+    aligned = (data.table(run).alignment or {}).get("aligned")
     st.caption("Each image is one parameter vector laid out row by row (blank cells pad the square). "
-               "The nearest zoo models are the three closest in L2 over the raw parameters.")
+               "The nearest zoo models are the three closest in L2 over the "
+               + ("neuron-aligned parameters (the images show them as stored)." if aligned else "raw parameters."))
     table = {
         "model": names,
         "accuracy (%)": [float(accuracy[group][index])] + [float(accuracy["zoo"][j]) for j in neighbours],
-        "L2 distance": [0.0] + [float(np.linalg.norm(vectors[0] - params["zoo"][j])) for j in neighbours],
+        "L2 distance": [0.0] + _neighbour_distances(tensors, group, index, vectors, params["zoo"], neighbours),
         "IoU with selected": [1.0] + [float(iou[row, offsets["zoo"] + j]) for j in neighbours],
     }
     st.dataframe(table, hide_index=True, key=f"{prefix}_neighbours",
                  column_config={"accuracy (%)": st.column_config.NumberColumn(format="%.2f"),
                                 "L2 distance": st.column_config.NumberColumn(format="%.3f"),
                                 "IoU with selected": st.column_config.NumberColumn(format="%.3f")})
+
+
+def _neighbour_distances(tensors: dict[str, np.ndarray], group: str, index: int, vectors: np.ndarray,
+                         zoo: np.ndarray, neighbours: list[int]) -> list[float]:
+    """The distances the analysis measured (between aligned models where it aligned); recomputed
+    from the stored parameters for an analysis that kept none."""
+    key = f"{group}.neighbour_distances"
+    if key in tensors:
+        return [float(d) for d in tensors[key][index]]
+    return [float(np.linalg.norm(vectors[0] - zoo[j])) for j in neighbours]

@@ -51,9 +51,15 @@ def guard(run: RunDir | None = None) -> Iterator[None]:
 
 
 def need(run: RunDir, stage: str, what: str) -> bool:
-    """True when `stage` is done; else a message saying when `what` will appear."""
+    """True when `stage` is done; else a message saying when `what` will appear (or, for a run
+    without that stage, why it never will)."""
     stages = data.stages(run)
-    status = {s["name"]: s for s in stages}[stage]
+    by_name = {s["name"]: s for s in stages}
+    if stage not in by_name:
+        st.info(f"{what.capitalize()}: this run has no generator (it explores its zoo alone, generate=false), so "
+                f"there is no {stage} stage to show.", icon=":material/info:")
+        return False
+    status = by_name[stage]
     state = status["status"]
     if state == "done" and not status.get("stale"):
         return True
@@ -77,6 +83,19 @@ def need(run: RunDir, stage: str, what: str) -> bool:
     else:
         st.info(f"{what.capitalize()}: the **{stage}** stage has not run yet. {resume}", icon=":material/pause_circle:")
     return False
+
+
+def require_generator(run: RunDir, what: str) -> None:
+    """Stop a page that shows the generator, with one line, for a run without one (generate=false)."""
+    try:
+        if data.has_stage(run, "autoencoder"):
+            return
+    except (RunError, ConfigError):
+        return  # a damaged run: the page's own guard says so
+    st.info(f"{what.capitalize()} needs a generator, and this run has none: it explores its zoo alone "
+            f"(generate=false). The Overview, Accuracy, Similarity and Latent space pages show it.",
+            icon=":material/info:")
+    st.stop()
 
 
 # --------------------------------------------------------------------------- sidebar

@@ -3,14 +3,15 @@
 The package is a house of wings whose imports point only down:
 
     core       config, presets, errors, registries, the run folder, runtime, threads, training loop
-    zoo        datasets, classifiers, target parameters, collecting a zoo of checkpoints
+    zoo        datasets, classifiers, target parameters, collecting a zoo, importing one, neuron alignment
     generator  normalizer, autoencoders, denoisers, diffusion, samplers, sampling, baselines
     judge      batched evaluation, metrics, fidelity, projections, analysis, verdict, comparison
     pipeline   the stage contract and table, one module per stage, plan, runner, store, report
     cli, guide, export, ablation   entry points and tools on top
 
-Stages (see `pipeline.table.STAGES`): collect -> autoencoder -> diffusion -> sample -> baselines
--> evaluate -> analyse; `run_pipeline` runs them all.
+Stages (see `pipeline.table`): collect (or import, for checkpoints trained elsewhere: zoo.dir) ->
+autoencoder -> diffusion -> sample -> baselines -> evaluate -> analyse; `run_pipeline` runs them
+all (without the generator's four when generate=false: a zoo explored alone).
 
 Importing pdiff loads nothing and changes nothing (no environment variable, thread count or
 other global state): the names below are imported from their modules the first time they are

@@ -95,6 +95,11 @@ def _parser() -> argparse.ArgumentParser:
                                    "an existing run resumes with its stored config plus any --set")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a config value, e.g. --set autoencoder.steps=500 (repeatable)")
+    run.add_argument("--zoo", metavar="DIR", help="import the checkpoints in DIR (state dicts: .safetensors, .pt, "
+                                                  ".pth; optional zoo.json / zoo.csv) instead of training a zoo "
+                                                  "(zoo.dir); register their classifier with --plugin")
+    run.add_argument("--no-generator", action="store_true",
+                     help="explore the zoo alone: the zoo stage, evaluate and analyse, no generator (generate=false)")
     run.add_argument("--force", metavar="STAGE", help="redo STAGE and every stage after it")
     run.add_argument("--until", metavar="STAGE", help="stop after STAGE")
     run.add_argument("--data-root", help="local folder of torchvision-style datasets (data.root)")
@@ -164,6 +169,10 @@ def _overrides_from_args(args: argparse.Namespace) -> dict:
             overrides[key] = getattr(args, flag)
     if args.download:
         overrides["data.download"] = True
+    if getattr(args, "zoo", None):
+        overrides["zoo.dir"] = str(Path(args.zoo).expanduser().resolve())  # resumable from any folder
+    if getattr(args, "no_generator", False):
+        overrides["generate"] = False
     return overrides
 
 
@@ -192,7 +201,7 @@ def _run(args: argparse.Namespace) -> int:
             get_stage(stage)  # an unknown stage fails before anything is read or written
     existing = RunDir(args.out) if args.out and RunDir(args.out).exists() else None
     config = _config_from_args(args, existing)
-    preset_name = args.preset or "digits"
+    preset_name = args.preset or ("zoo-" + Path(config.zoo.dir).name if config.zoo.dir else "digits")
     path = Path(args.out) if args.out else default_run_path(preset_name, config, _overrides_from_args(args))
     rank = distributed.setup()
     main = rank.rank == 0

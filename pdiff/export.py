@@ -27,6 +27,7 @@ from .pipeline.loaders import load_evaluation, load_layout, model_groups
 from .pipeline.runner import load_run_config
 from .zoo.classifiers import build_classifier
 from .zoo.datasets import load_dataset
+from .zoo.params import clamp_variances
 
 FORMAT = "pdiff-classifier/1"
 
@@ -53,7 +54,8 @@ def export_state(run: RunDir, group: str, index: int) -> Exported:
     base, base_meta = run.load(BASE)
     layout = load_layout(run)
     state = {k: v.clone() for k, v in base.items()}
-    for name, tensor in layout.unflatten(vectors[index][None].float()).items():  # (1, *shape) per tensor
+    vector = clamp_variances(vectors[index][None].float(), layout)  # as the evaluation saw it
+    for name, tensor in layout.unflatten(vector).items():  # (1, *shape) per tensor
         if name not in state:
             raise RunError(f"{run.path}/{BASE} lacks the target tensor {name}; the run is damaged")
         state[name] = tensor[0].to(state[name].dtype).contiguous()

@@ -16,7 +16,7 @@ from pdiff.core.errors import RunError
 from pdiff.pipeline.report import metrics_table
 from pdiff.pipeline.runner import load_run_config, reset_from, run_pipeline
 from pdiff.pipeline.status import stage_states
-from pdiff.pipeline.table import NOT_RESULTS, PRODUCER, STAGE_NAMES, STAGES, upstream
+from pdiff.pipeline.table import ALL_STAGES, NOT_RESULTS, PRODUCER, STAGE_NAMES, STAGES, pipeline, upstream
 
 MODULES = sorted(".".join(p.relative_to(REPO / "pdiff").with_suffix("").parts) for p in (REPO / "pdiff").rglob("*.py")
                  if p.stem not in ("__init__", "__main__"))
@@ -58,13 +58,31 @@ def test_stages_read_only_what_earlier_stages_write():
     assert PRODUCER[artifacts.GENERATED] == "sample"
 
 
+def test_every_pipeline_reads_only_what_its_earlier_stages_write_or_lacks_the_generator():
+    """Each of the four pipelines (collect or import, with or without a generator) orders its stages
+    so that a stage's inputs come from an earlier stage; a run without a generator lacks exactly the
+    generator's artifacts, and its evaluate stage reads only the zoo's."""
+    for zoo_dir in ("", "some/folder"):
+        for generate in (True, False):
+            stages = pipeline(zoo_dir, generate)
+            written: set[str] = set()
+            for stage in stages:
+                assert not set(stage.writes) & written, stage.name
+                written |= set(stage.writes)
+            missing = set(artifacts.DESCRIPTIONS) - written
+            assert missing == (set() if generate else {artifacts.AUTOENCODER, artifacts.DENOISER, artifacts.GENERATED,
+                                                        artifacts.BASELINES, artifacts.DYNAMICS})
+            evaluate = next(s for s in stages if s.name == "evaluate")
+            assert upstream(evaluate, stages) == ([stages[0].name] + (["sample", "baselines"] if generate else []))
+
+
 def test_every_config_key_is_read_by_a_stage_or_declared_irrelevant():
     """A key no stage declares would change nothing's fingerprint: results would be reused
     after it changed. Every key is either read by some stage or declared not to affect results."""
     keys = set(flat_config(config_to_dict(RunConfig())))
-    declared = {k for k in keys for s in STAGES for d in s.config_keys if k == d or k.startswith(d + ".")}
+    declared = {k for k in keys for s in ALL_STAGES for d in s.config_keys if k == d or k.startswith(d + ".")}
     assert keys - declared == set(NOT_RESULTS)
-    for stage in STAGES:  # a declared key that does not exist is a typo
+    for stage in ALL_STAGES:  # a declared key that does not exist is a typo
         for d in stage.config_keys:
             assert any(k == d or k.startswith(d + ".") for k in keys), (stage.name, d)
 

@@ -12,6 +12,7 @@ ui.intro("p-diff does not diffuse parameters directly. An autoencoder compresses
          "output. Below: one training checkpoint before and after the autoencoder, and what that costs in accuracy.")
 
 run = ui.selected_run()
+ui.require_generator(run, "the Autoencoder page")
 with ui.guard(run):
     if ui.need(run, "autoencoder", "the autoencoder"):
         config = data.config(run).autoencoder

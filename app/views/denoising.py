@@ -36,6 +36,7 @@ def story(t_max: int, first: float, last: float, zoo: float, noise: float | None
 
 
 run = ui.selected_run()
+ui.require_generator(run, "the Denoising page")
 with ui.guard(run):
     if ui.need(run, "evaluate", "the sampling trajectory") and ui.need(run, "analyse", "the sampling trajectory"):
         evaluation, _ = data.load(run, data.EVALUATION)

@@ -25,6 +25,7 @@ def _guide(run_path: str, key: tuple) -> Guide:
 
 
 run = ui.selected_run()
+ui.require_generator(run, "guided generation")
 with ui.guard(run):
     config = data.config(run)
     if config.diffusion.condition != "accuracy":

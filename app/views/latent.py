@@ -19,16 +19,22 @@ with ui.guard(run):
         accuracy = data.accuracy(run)
         max_iou = data.group_arrays(run, "max_iou")
         has_umap = any(k.endswith("_umap") for k in tensors)
+        has_latents = "zoo.latent_pca" in tensors  # a run without a generator has no autoencoder latents
+        labels = data.zoo_labels(run)
 
         c1, c2, c3, c4 = st.columns([1, 1, 1, 3])
         method = c1.radio("Projection", ["UMAP", "PCA"] if has_umap else ["PCA"], key="lat_method")
-        space = c2.radio("Space", ["parameters", "latents"], key="lat_space",
-                         help="parameters: the flat parameter vectors (z-scored per coordinate); "
-                              "latents: the autoencoder's codes, where the diffusion model works")
-        colour = c3.radio("Colour by", ["group", "accuracy"], key="lat_colour")
+        space = c2.radio("Space", ["parameters", "latents"] if has_latents else ["parameters"], key="lat_space",
+                         help="parameters: the flat parameter vectors (z-scored per coordinate; neuron-aligned when "
+                              "the zoo mixes runs); latents: the autoencoder's codes, where the diffusion model works")
+        colour = c3.radio("Colour by", ["group", "accuracy", *labels], key="lat_colour",
+                          help="group, test accuracy, or what is known about each checkpoint (an imported zoo's "
+                               "metadata: run, step and its labels; a collected zoo's step)")
         shown = c4.multiselect("Groups", groups, default=groups, key="lat_groups")
         if not has_umap:
             st.caption("This run has no UMAP (analysis.umap=false); showing PCA.")
+        if not has_latents:
+            st.caption("This run has no generator, so no autoencoder latents: the map shows the parameters.")
         suffix = f"{'params' if space == 'parameters' else 'latent'}_{method.lower()}"
         points = {g: tensors[f"{g}.{suffix}"] for g in shown}
 
@@ -39,17 +45,18 @@ with ui.guard(run):
 
         fig = figures.projection_scatter(points, {g: accuracy[g] for g in shown}, max_iou, colour,
                                          selected=(group, index), neighbours=nearest,
-                                         axis_title=f"{method} ({space})")
+                                         axis_title=f"{method} ({space})", labels=labels.get(colour))
         st.plotly_chart(fig, key="lat_chart", on_select="rerun", selection_mode=figures.SELECTION_MODES)
         neighbours.selection_table(run, selected, "lat")
         neighbours.focus_panel(run, group, index, "lat")
 
-        st.subheader("Where in the zoo do the generated models land?")
-        nn_index = data.group_arrays(run, "nn_index")
-        landing = st.multiselect("Groups", groups, default=[g for g in ("generated",) if g in groups],
-                                 key="lat_landing_groups")
-        st.plotly_chart(figures.nearest_zoo_histogram({g: nn_index[g] for g in landing}, sizes[0]), key="lat_landing")
         card = data.scorecard(run)
+        if "generated" in groups:  # a run without a generator skips what only generated models show
+            st.subheader("Where in the zoo do the generated models land?")
+            nn_index = data.group_arrays(run, "nn_index")
+            landing = st.multiselect("Groups", groups, default=["generated"], key="lat_landing_groups")
+            st.plotly_chart(figures.nearest_zoo_histogram({g: nn_index[g] for g in landing}, sizes[0]),
+                            key="lat_landing")
         if "generated" in card and card["generated"].get("nn_top"):
             gen = card["generated"]
             top = ", ".join(f"#{i}" for i in sorted(gen["nn_top"]))
@@ -59,7 +66,8 @@ with ui.guard(run):
                        f"the zoo's {sizes[0]} checkpoints are nearest to any: a generator that covered its training "
                        f"set would spread over the whole axis.")
 
-        st.subheader("Generator fidelity: does it cover the training latents?")
+        st.subheader("Generator fidelity: does it cover the training latents?" if "generated" in groups else
+                     "Fidelity: how each group covers the training zoo")
         stds = {g: tensors[f"{g}.latent_std"] for g in ("zoo", "generated", "ae-reconstruction", "decoder-only")
                 if f"{g}.latent_std" in tensors}
         if "generated" in stds:
@@ -70,7 +78,8 @@ with ui.guard(run):
                        "The generated models' latents are the ones the diffusion sampled; the others are what the "
                        "encoder makes of their parameters."
                        + (f" Median ratio generated / training: {ratio:.2f} (1 = the same spread)." if ratio else ""))
-        space_name = st.radio("Space", ["latent", "parameters"], horizontal=True, key="lat_fidelity_space",
+        space_name = st.radio("Space", ["latent", "parameters"] if has_latents else ["parameters"], horizontal=True,
+                              key="lat_fidelity_space",
                               help="latent: standardized autoencoder latents; parameters: z-scored per coordinate")
         frame = tables.fidelity_frame(card, "latent" if space_name == "latent" else "param")
         st.dataframe(frame, width="stretch", key="lat_fidelity", column_config={

@@ -8,6 +8,7 @@ from app import data, figures, tables, ui
 from pdiff.core.config import RunConfig
 from pdiff.judge import verdict as answers
 from pdiff.judge.glossary import define_metric
+from pdiff.pipeline.report import run_lines
 
 ANSWERS = {  # answer -> (label, colour, icon)
     "copies": ("Copies", "orange", ":material/content_copy:"),
@@ -34,7 +35,8 @@ run = ui.selected_run()
 with ui.guard(run):
     if data.done(run, "analyse"):
         result = data.verdict(run)
-        label, colour, icon = ANSWERS.get(result.answer, ANSWERS["unknown"])
+        label, colour, icon = ANSWERS.get(result.answer, ANSWERS["unknown"]) if data.has_stage(run, "autoencoder") \
+            else ("The zoo alone", "gray", ":material/scatter_plot:")
         with st.container(border=True, key="verdict"):
             st.markdown(f"### {icon} :{colour}[{label}]" + (" :gray[(weak evidence)]" if result.weak else ""))
             st.markdown(result.headline)
@@ -60,6 +62,15 @@ with ui.guard(run):
         st.dataframe(tables.evidence_frame(card), width="stretch", key="evidence", column_config={
             title: st.column_config.TextColumn(title, help=define_metric(key)) for key, title, _ in tables.EVIDENCE}
             | {title: st.column_config.TextColumn(title, help=define_metric("ruler")) for _, title in tables.RULER_COLUMNS})
+        current = data.table(run)
+        if current.alignment:
+            st.caption(f":material/swap_horiz: Parameter distances "
+                       f"{'between neuron-aligned models' if current.alignment.get('aligned') else 'as stored'}: "
+                       f"{current.alignment.get('why')}.")
+        if current.runs:
+            st.markdown("**The zoo's runs** (checkpoints of one run against pairs from different runs)")
+            st.dataframe(current.runs["runs"], hide_index=True, width="stretch", key="zoo_runs")
+            st.caption("; ".join(line.strip() for line in run_lines(current.runs)) + ".")
         resolution = data.test_resolution(run)
         if resolution:
             st.caption(f"The test split has {resolution[0]} samples: accuracy moves in steps of {resolution[1]:.3g} "

@@ -59,6 +59,25 @@ class CollectConfig:
 
 
 @dataclass(frozen=True)
+class ZooConfig:
+    """Stage `import`: a zoo of checkpoints trained elsewhere, instead of `collect` training one.
+
+    Set `dir` and the run's first stage reads the state dicts in that folder (see zoo/checkpoints.py
+    and zoo/metadata.py for the files and their optional zoo.json / zoo.csv metadata); the `collect`
+    and `classifier` training keys then play no part (only `classifier.arch` names the network).
+    """
+
+    dir: str = ""  # folder of state dicts (.safetensors, .pt, .pth); "" = collect a zoo by training
+    target: str = "all"  # "all": every floating-point tensor of each state dict (BatchNorm statistics too);
+    #                      or selectors as collect.target, with the buffers of the layers they select
+    fresh: str = "auto"  # the fresh-training reference: "auto" (whole runs, the last fifth, when the metadata
+    #                      names two or more runs), "none", or comma-separated run ids
+    align: str = "auto"  # store the checkpoints neuron-aligned to the first run's last one, each run moved as
+    #                      one (generators then learn from aligned runs): "auto" (unless the metadata names one
+    #                      run only), "on" or "off"
+
+
+@dataclass(frozen=True)
 class AutoencoderConfig:
     """Stage 2: the parameter autoencoder (see autoencoder.py).
 
@@ -156,6 +175,8 @@ class AnalysisConfig:
     trajectory: bool = True  # place the denoising trajectory in the parameter PCA
     snapshot_models: int = 50  # models sampled from each denoiser snapshot (the dynamics stage)
     snapshot_steps: int = 50  # their sampling steps, with the run's sampler (respaced); 0 = sample.steps
+    align: str = "auto"  # distances, parameter projections and fidelity between neuron-aligned models:
+    #                      "auto" (when the zoo mixes independent runs), "on" or "off"
 
 
 @dataclass(frozen=True)
@@ -163,9 +184,11 @@ class RunConfig:
     seed: int = 0
     device: str = "auto"
     precision: str = "fp32"  # "bf16": autocast for training and evaluation (meant for GPUs)
+    generate: bool = True  # False: no generator; the zoo stage, evaluate and analyse only (a zoo explored alone)
     data: DataConfig = field(default_factory=DataConfig)
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     collect: CollectConfig = field(default_factory=CollectConfig)
+    zoo: ZooConfig = field(default_factory=ZooConfig)
     autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
@@ -305,6 +328,7 @@ def validate(config: RunConfig) -> None:
     if not 0 <= d.whiten <= 1:
         raise ConfigError(f"diffusion.whiten must be in [0, 1] (0: one global scale), got {d.whiten!r}")
     _validate_guidance(config)
+    _validate_zoo(config)
     if config.autoencoder.kernel % 2 == 0 or d.kernel % 2 == 0:
         raise ConfigError("convolution kernels must be odd (autoencoder.kernel, diffusion.kernel)")
     if config.precision not in ("fp32", "bf16"):
@@ -328,6 +352,21 @@ def _validate_guidance(config: RunConfig) -> None:
                           "(or leave sample.accuracy at -1)")
     if s.guidance < 0:
         raise ConfigError(f"sample.guidance must be >= 0, got {s.guidance!r}")
+
+
+ALIGN_MODES = ("auto", "on", "off")
+
+
+def _validate_zoo(config: RunConfig) -> None:
+    """The import keys and the analysis' alignment: known modes; a fresh reference needs run ids."""
+    z = config.zoo
+    for key, value in (("zoo.align", z.align), ("analysis.align", config.analysis.align)):
+        if value not in ALIGN_MODES:
+            raise ConfigError(f"{key} must be one of {', '.join(ALIGN_MODES)}, got {value!r}")
+    if not z.fresh.strip():
+        raise ConfigError("zoo.fresh is empty; use 'auto', 'none' or comma-separated run ids")
+    if not z.target.strip():
+        raise ConfigError("zoo.target is empty; use 'all' or selectors such as 'last-norm:1,head.*'")
 
 
 def _validate_zoo_size(collect: CollectConfig) -> None:

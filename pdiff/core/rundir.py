@@ -115,6 +115,10 @@ class RunDir:
     def file(self, name: str) -> Path:
         return self.path / name
 
+    def has(self, name: str) -> bool:
+        """Whether the run holds artifact `name`."""
+        return self.file(name).exists()
+
     def exists(self) -> bool:
         return os.path.lexists(self.file(MANIFEST))  # a planted link still marks a run (and is refused on read)
 

@@ -38,9 +38,10 @@ class AnalysisInputs:
     predictions: dict[str, torch.Tensor]  # (N_g, S) predicted classes
     mean_probs: dict[str, torch.Tensor]  # (S, C) each group's averaged softmax
     labels: torch.Tensor  # (S,)
-    params: dict[str, torch.Tensor]  # (N_g, D)
-    latents: dict[str, torch.Tensor]  # (N_g, latent_dim), standardized
+    params: dict[str, torch.Tensor]  # (N_g, D), neuron-aligned where the analysis aligns (judge/matching.py)
+    latents: dict[str, torch.Tensor]  # (N_g, latent_dim), standardized; {} for a run without a generator
     trajectory: torch.Tensor  # (points, models, D); empty when none was kept
+    raw_params: dict[str, torch.Tensor] | None = None  # the parameters as stored, when `params` are aligned
 
 
 def analyse(inputs: AnalysisInputs, settings: AnalysisConfig, seed: int, device: torch.device,
@@ -62,34 +63,59 @@ def analyse(inputs: AnalysisInputs, settings: AnalysisConfig, seed: int, device:
         out[f"{g}.max_iou"], out[f"{g}.max_iou_index"] = metrics.max_iou_to_zoo(to_zoo, exclude_self=g == "zoo")
 
     report(1, 4, {"phase": "neighbours"})
-    zoo_params = params["zoo"].float()
+    frames = [params] + ([inputs.raw_params] if inputs.raw_params is not None else [])
     for g in names:
-        exclude = g == "zoo"
-        dist, index = metrics.nearest_neighbour(params[g].float(), zoo_params, exclude_self=exclude)
+        dist, index, near_distances, near = nearest_in_frames(frames, g, exclude_self=g == "zoo")
         out[f"{g}.nn_distance"], out[f"{g}.nn_index"] = dist, index
-        out[f"{g}.neighbours"] = metrics.k_nearest(params[g].float(), zoo_params, 3, exclude)[1]
+        out[f"{g}.neighbour_distances"], out[f"{g}.neighbours"] = near_distances, near
         agree = metrics.prediction_agreement(pred[g], pred["zoo"])  # (N_g, K)
         found = index >= 0  # a lone zoo model has no neighbour (index -1): NaN agreement
         out[f"{g}.nn_agreement"] = agree.gather(1, index.clamp(min=0)[:, None])[:, 0].where(found, float("nan"))
 
     report(2, 4, {"phase": "projections"})
     out |= _projections(settings, seed, params, latents, inputs.trajectory, names)
-    out |= {f"{g}.latent_std": latents[g].double().std(0).float() for g in names if len(latents[g]) > 1}
+    out |= {f"{g}.latent_std": latents[g].double().std(0).float() for g in latents if len(latents[g]) > 1}
 
     rows = group_rows(acc, pred, labels, inputs.mean_probs, out, {g: iou[b, b] for g, b in blocks.items()},
                       settings.bootstrap, seed)
     axes = place_on_ruler(rows, out, settings.bootstrap, seed)
     report(3, 4, {"phase": "fidelity"})
     for g, row in rows.items():
+        if latents:
+            row |= _floors(latents["zoo"], "latent", seed) if g == "zoo" else \
+                group_fidelity(latents["zoo"], latents[g], "latent", seed)
         if g == "zoo":  # the reference itself: only the floors mean something
-            row |= _floors(latents["zoo"], "latent", seed) | _floors(_zscore(params["zoo"], params["zoo"]), "param", seed)
+            row |= _floors(_zscore(params["zoo"], params["zoo"]), "param", seed)
             continue
-        row |= group_fidelity(latents["zoo"], latents[g], "latent", seed)
         row |= group_fidelity(_zscore(params["zoo"], params["zoo"]), _zscore(params[g], params["zoo"]), "param", seed)
     report(4, 4, {})
     meta = {"groups": names, "sizes": sizes, "scorecard": rows,
             "ruler": None if axes is None else {m: a.record() for m, a in axes.items()}}
     return out, meta, {"scorecard_generated": rows.get("generated", {})}
+
+
+def nearest_in_frames(frames: list[dict[str, torch.Tensor]], group: str,
+                      exclude_self: bool) -> tuple[torch.Tensor, ...]:
+    """Each model's nearest training checkpoint (distance, index) and three nearest (distances,
+    indices), in whichever frame of `frames` puts it nearer.
+
+    Why: aligning every model to one reference gives each its own renumbering of hidden units,
+    and two models that are close as stored (a checkpoint and a copy of it, a generated model and
+    the checkpoint it came from) can be renumbered differently. The distance in every frame is the
+    distance under some renumbering, so each is an upper bound of the distance with the best one;
+    the smaller is the better bound."""
+    best: list[torch.Tensor] = []
+    for frame in frames:
+        zoo, models = frame["zoo"].float(), frame[group].float()
+        dist, index = metrics.nearest_neighbour(models, zoo, exclude_self=exclude_self)
+        near_distances, near = metrics.k_nearest(models, zoo, 3, exclude_self)
+        found = [dist, index, near_distances, near]
+        if not best:
+            best = found
+            continue
+        nearer = dist < best[0]  # NaN (a lone zoo model) is never nearer
+        best = [torch.where(nearer if new.dim() == 1 else nearer[:, None], new, old) for new, old in zip(found, best)]
+    return tuple(best)
 
 
 def group_rows(acc: dict[str, torch.Tensor], pred: dict[str, torch.Tensor], labels: torch.Tensor,

@@ -16,7 +16,8 @@ GROUPS: dict[str, str] = {
     "heldout": "checkpoints of the same SGD run kept out of the generator's training (collect.heldout_every): "
                "what a new checkpoint of that run looks like",
     "fresh": "fresh SGD: checkpoints of an independent SGD run from the zoo's starting point with another data "
-             "order, which the generator never sees: what retraining gives (the ruler's 1)",
+             "order, which the generator never sees: what retraining gives (the ruler's 1); in an imported zoo, "
+             "the checkpoints of whole runs held out for it (zoo.fresh)",
     "generated": "p-diff's models: latents sampled by the diffusion model from pure noise, then decoded into "
                  "parameters by the autoencoder's decoder",
     "copies": "copies by construction: random training checkpoints, each parameter moved by 1% of how much it "
@@ -54,7 +55,12 @@ METRICS: dict[str, str] = {
                "as some training checkpoint",
     "novelty": "1 - max IoU: how differently from every training checkpoint a model errs (0 = like one of them)",
     "nn_distance": "L2 distance in parameter space to the nearest training checkpoint (for the zoo: the nearest "
-                   "other checkpoint, i.e. the spacing of the training set)",
+                   "other checkpoint, i.e. the spacing of the training set); between neuron-aligned models when "
+                   "the zoo mixes runs (distances)",
+    "distances": "'aligned': parameters were compared after matching every model's hidden units to the first "
+                 "training checkpoint (weight matching), since renumbered units compute the same function far away "
+                 "in L2 (a nearest-neighbour distance is the shorter of aligned and as stored); 'raw': as stored "
+                 "(analysis.align)",
     "nn_agreement": "share of test samples on which a model and its nearest training checkpoint predict the "
                     "same class",
     "nn_top_share": "share of the group's models whose nearest training checkpoint is one of the three most "

@@ -70,10 +70,15 @@ class Verdict:
         return bool(self.caveats)
 
 
-def verdict(rows: Mapping[str, Row], axes: Mapping[str, Mapping[str, Any]] | None = None) -> Verdict:
+def verdict(rows: Mapping[str, Row], axes: Mapping[str, Mapping[str, Any]] | None = None,
+            no_ruler: str = "") -> Verdict:
     """The answer for one run's scorecard (`rows`: group -> row, "zoo" first) and ruler `axes`
-    (measure -> the anchors' record, `ruler.Axis.record()`; None when the run has no anchors)."""
+    (measure -> the anchors' record, `ruler.Axis.record()`; None when the run has no anchors).
+    `no_ruler` says why a run has no fresh-training reference, when it says (an imported zoo)."""
     gen, zoo = rows.get("generated"), rows.get("zoo")
+    if gen is None and zoo is not None and "max_iou_median" in zoo:
+        return Verdict("unknown", "Nothing to judge: this run has no generator (generate=false); its numbers describe "
+                                  "the zoo alone.")
     if gen is None or zoo is None:
         return Verdict("unknown", "No answer yet: the run has no generated models to judge.")
     if "max_iou_median" not in gen:
@@ -98,7 +103,7 @@ def verdict(rows: Mapping[str, Row], axes: Mapping[str, Mapping[str, Any]] | Non
     placed = [(m, gen["ruler"][m]) for m in ("behaviour", "parameters")
               if (gen.get("ruler") or {}).get(m, {}).get("position") is not None]
     if not placed:
-        return Verdict("can't tell", _cant_tell(axes), evidence, tuple(caveats), numbers=numbers)
+        return Verdict("can't tell", _cant_tell(axes, no_ruler), evidence, tuple(caveats), numbers=numbers)
     measure, place = min(placed, key=lambda item: item[1]["position"])
     answer = zone(place["position"])
     reach = _reach(place, answer)
@@ -151,7 +156,9 @@ def _headline(answer: str, measure: str, place: Mapping[str, Any], both: bool) -
     }[answer]
 
 
-def _cant_tell(axes: Mapping[str, Mapping[str, Any]] | None) -> str:
+def _cant_tell(axes: Mapping[str, Mapping[str, Any]] | None, no_ruler: str = "") -> str:
+    if not axes and no_ruler:
+        return f"Can't tell: nothing stands for fresh training to place the generated models against: {no_ruler}."
     if not axes:
         return ("Can't tell: the run has no reference of fresh training or no copies to place the generated models "
                 "between (collect.fresh=0?); redo it with the defaults.")

@@ -69,10 +69,15 @@ class ConfigView:
 
 
 class RunView:
-    """The run directory as a stage sees it: only the artifacts it declares, read or written."""
+    """The run directory as a stage sees it: only the artifacts it declares, read or written.
 
-    def __init__(self, run: RunDir, reads: tuple[str, ...], writes: tuple[str, ...], stage: str) -> None:
+    `absent` are declared reads that no stage of this run makes (a run without a generator has no
+    generated models): `has` says False for them and loading one is a contract error."""
+
+    def __init__(self, run: RunDir, reads: tuple[str, ...], writes: tuple[str, ...], stage: str,
+                 absent: tuple[str, ...] = ()) -> None:
         self._run, self._reads, self._writes, self._stage = run, reads, writes, stage
+        self._absent = absent
 
     @property
     def path(self) -> Path:
@@ -87,8 +92,16 @@ class RunView:
         self._check(name, self._reads + self._writes, "open")
         return self._run.file(name)
 
+    def has(self, name: str) -> bool:
+        """Whether a declared input is made in this run and exists."""
+        self._check(name, self._reads + self._writes, "look for")
+        return name not in self._absent and self._run.file(name).exists()
+
     def load(self, name: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         self._check(name, self._reads, "load")
+        if name in self._absent:
+            raise ContractError(f"stage {self._stage!r} tried to load {name}, which no stage of this run makes; "
+                                f"ask has() first")
         return self._run.load(name)
 
     def save(self, name: str, tensors: dict[str, torch.Tensor], meta: dict[str, Any] | None = None) -> None:
@@ -144,6 +157,7 @@ class Stage:
     writes: tuple[str, ...]
     uses_data: bool = False
     main_only: bool = False
+    uses_files: bool = False
 
     @property
     def code(self) -> dict[str, str]:

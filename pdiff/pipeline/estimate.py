@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..core.config import flat_config
-from .table import BY_NAME, STAGE_NAMES
+from .table import BY_NAME, names, pipeline_of
 
 
 def _models(c: Mapping[str, Any]) -> float:
@@ -28,6 +28,7 @@ def _models(c: Mapping[str, Any]) -> float:
 # What a stage's time grows with (roughly in proportion), from the flat config.
 WORK: dict[str, Callable[[Mapping[str, Any]], float]] = {
     "collect": lambda c: c["classifier.epochs"] + c["collect.num_checkpoints"] * c["collect.steps_per_checkpoint"] / 50,
+    "import": lambda c: 1.0,  # the number of files is not in the config: another import's time, as it is
     "autoencoder": lambda c: c["autoencoder.steps"],
     "diffusion": lambda c: c["diffusion.steps"],
     "sample": lambda c: c["sample.num_models"],
@@ -85,7 +86,7 @@ def from_other_runs(manifest: Mapping[str, Any], others: Iterable[Mapping[str, A
     stages = manifest.get("stages") if isinstance(manifest.get("stages"), dict) else {}
     flat = flat_config(config)
     out: dict[str, Estimate] = {}
-    for stage in STAGE_NAMES:
+    for stage in names(pipeline_of(config)):
         if (stages.get(stage) or {}).get("status") == "done":
             continue
         mine, work = stage_config(stage, config), _work(stage, flat)

@@ -11,16 +11,19 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..core.config import RunConfig, config_to_dict, flat_config
 from ..core.registry import CLASSIFIERS
+from ..zoo.checkpoints import files_digest, find_checkpoints
 from ..zoo.classifiers import build_classifier
 from ..zoo.datasets import Dataset, load_dataset
+from ..zoo.metadata import metadata_file
 from .contract import Stage, covers
-from .table import upstream
+from .table import pipeline_for, upstream
 
 
 def stable_hash(value: Any, length: int = 16) -> str:
@@ -64,15 +67,29 @@ def classifier_identity(arch: str, input_shape: tuple[int, ...], num_classes: in
 
 
 def stage_inputs(stage: Stage, config: RunConfig, device: torch.device, fingerprints: dict[str, str],
-                 data: dict[str, str] | None) -> dict[str, Any]:
+                 data: dict[str, str] | None, files: dict[str, str] | None = None) -> dict[str, Any]:
     """Everything `stage` consumes, as JSON: the fingerprint is the hash of this."""
     flat = flat_config(config_to_dict(config))
     keys = {k: v for k, v in flat.items() if covers(stage.config_keys, k)}
     inputs: dict[str, Any] = {"stage": stage.name, "code": stage.code, "config": keys,
-                              "upstream": {u: fingerprints[u] for u in upstream(stage)}, "device": device.type}
+                              "upstream": {u: fingerprints[u] for u in upstream(stage, pipeline_for(config))},
+                              "device": device.type}
     if stage.uses_data:
         inputs |= data or {}
+    if stage.uses_files:
+        inputs |= files or {}
     return inputs
+
+
+def zoo_files_identity(config: RunConfig, cache: dict[str, Any]) -> dict[str, str]:
+    """The content of an imported zoo: its checkpoint files and metadata file, names and bytes
+    (hashed once per invocation and kept in `cache`)."""
+    if "zoo_files" not in cache:
+        folder = Path(config.zoo.dir).expanduser()
+        paths = find_checkpoints(folder)
+        extra = metadata_file(folder)
+        cache["zoo_files"] = {"files": files_digest(paths + ([extra] if extra else []), folder)}
+    return cache["zoo_files"]
 
 
 def data_identity(config: RunConfig, cache: dict[str, Any]) -> dict[str, str]:

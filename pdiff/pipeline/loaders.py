@@ -122,9 +122,9 @@ def model_groups(run: RunDir) -> dict[str, torch.Tensor]:
         groups["heldout"] = zoo["params"][zoo["heldout"]]
     if "fresh.params" in zoo:
         groups["fresh"] = zoo["fresh.params"]
-    if run.file(GENERATED).exists():
+    if run.has(GENERATED):
         groups["generated"] = run.load(GENERATED)[0]["params"]
-    if run.file(BASELINES).exists():
+    if run.has(BASELINES):
         groups.update(run.load(BASELINES)[0])
     return groups
 

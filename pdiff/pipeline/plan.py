@@ -3,7 +3,7 @@ or run it, and why, in one line.
 
 A stage is reused when its recorded fingerprint matches the one computed now (fingerprint.py);
 otherwise the plan names the first difference: a config key, an input stage redone, a source file
-of the code it runs, the dataset's content, the classifier, the device.
+of the code it runs, the dataset's content, the classifier, the imported checkpoint files, the device.
 """
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ import torch
 from ..core.config import RunConfig
 from ..core.rundir import RunDir
 from .contract import Stage
-from .fingerprint import data_identity, stable_hash, stage_inputs
+from .fingerprint import data_identity, stable_hash, stage_inputs, zoo_files_identity
 from .store import Store
-from .table import STAGES
+from .table import pipeline_for
 
 
 @dataclass(frozen=True)
@@ -38,12 +38,14 @@ def plan_run(run: RunDir, config: RunConfig, device: torch.device, forced: set[s
     cache = cache if cache is not None else {}
     manifest = run.manifest() if run.exists() else {}
     records = manifest.get("stages", {}) if isinstance(manifest.get("stages"), dict) else {}
-    data = data_identity(config, cache) if any(s.uses_data for s in STAGES) else None
+    stages = pipeline_for(config)
+    data = data_identity(config, cache) if any(s.uses_data for s in stages) else None
+    files = zoo_files_identity(config, cache) if any(s.uses_files for s in stages) else None
     fingerprints: dict[str, str] = {}
     plans: list[Plan] = []
     rerun: set[str] = set()
-    for stage in STAGES:
-        inputs = stage_inputs(stage, config, device, fingerprints, data)
+    for stage in stages:
+        inputs = stage_inputs(stage, config, device, fingerprints, data, files)
         fingerprint = stable_hash(inputs)
         fingerprints[stage.name] = fingerprint
         record = records.get(stage.name) if isinstance(records.get(stage.name), dict) else {}
@@ -84,16 +86,18 @@ def _why_run(stage: Stage, record: dict[str, Any], inputs: dict[str, Any], finge
     if changed_code:
         return f"its code changed: {changed_code}"
     for key, what in (("data", "the dataset's content changed"), ("classifier", "the classifier's code changed"),
-                      ("device", "the device changed")):
+                      ("files", "the checkpoint files in zoo.dir changed"), ("device", "the device changed")):
         if old.get(key) != inputs.get(key):
             return what if key != "device" else f"device {old.get(key)} -> {inputs.get(key)}"
     return "its inputs changed"
 
 
-def describe_plan(plans: list[Plan]) -> str:
-    """One line: which stages are reused, linked from the store, or run, and why."""
+def describe_plan(plans: list[Plan], total: int | None = None) -> str:
+    """One line: which stages are reused, linked from the store, or run, and why (`total`: how
+    many stages the run has, when `plans` may stop before its last)."""
     if all(p.action == "reuse" for p in plans):
-        names = f"all {len(plans)} stages" if len(plans) == len(STAGES) else ", ".join(p.stage.name for p in plans)
+        whole = len(plans) == (total if total is not None else len(plans))
+        names = f"all {len(plans)} stages" if whole else ", ".join(p.stage.name for p in plans)
         return f"plan: {names} reused (nothing changed)"
     parts = []
     for (action, reason), group in itertools.groupby(plans, key=lambda p: (p.action, p.reason)):

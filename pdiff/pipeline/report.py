@@ -33,10 +33,13 @@ class MetricsTable:
     complete: bool  # the analysis' full scorecard (False: accuracy only)
     note: str = ""  # why only accuracy is shown (the analysis is pending or stale)
     ruler: dict[str, Any] | None = None  # the ruler's anchors per measure (judge/ruler.py), when measured
+    alignment: dict[str, Any] | None = None  # whether parameters were measured between aligned models, and why
+    fresh_note: str = ""  # why an imported zoo has no fresh-training reference ("" when it has one)
+    runs: dict[str, Any] | None = None  # how the zoo clusters by run (judge/runs.py), for a zoo of several runs
 
     def verdict(self) -> Verdict:
         """The answer to "new or copied?" from this table (judge/verdict.py)."""
-        return verdict(self.rows, self.ruler)
+        return verdict(self.rows, self.ruler, self.fresh_note)
 
 
 def metrics_table(run: RunDir, manifest: dict[str, Any] | None = None) -> MetricsTable:
@@ -49,8 +52,10 @@ def metrics_table(run: RunDir, manifest: dict[str, Any] | None = None) -> Metric
         if not isinstance(card, dict) or "zoo" not in card or not all(isinstance(r, dict) for r in card.values()):
             raise RunError(f"{run.path}/{ANALYSIS} has no scorecard; redo it with python -m pdiff run --out {run.path} "
                            f"--force analyse")
-        axes = meta.get("ruler")
-        return MetricsTable(card, True, ruler=axes if isinstance(axes, dict) else None)
+        axes, alignment, runs = meta.get("ruler"), meta.get("alignment"), meta.get("runs")
+        return MetricsTable(card, True, ruler=axes if isinstance(axes, dict) else None,
+                            alignment=alignment if isinstance(alignment, dict) else None,
+                            fresh_note=str(meta.get("fresh_note") or ""), runs=runs if isinstance(runs, dict) else None)
     require_current(run, "evaluate", "no results to show", manifest)
     analyse = states["analyse"]
     why = f"stale ({analyse.stale})" if analyse.stale else analyse.status
@@ -100,13 +105,34 @@ def answer_lines(table: MetricsTable) -> list[str]:
             lines.append(f"  ruler, {measure}: {place['position']:.2f} [{lo:.2f}, {hi:.2f}] "
                          f"(0 = copies at {axis['copies']:.3g}, 1 = fresh SGD at {axis['fresh']:.3g})")
     lines += [f"  caveat: {caveat}" for caveat in result.caveats]
+    if table.alignment:
+        lines.append(f"parameter distances: {'aligned' if table.alignment.get('aligned') else 'as stored'} "
+                     f"({table.alignment.get('why')})")
+    lines += run_lines(table.runs)
     return lines
+
+
+def run_lines(runs: dict[str, Any] | None) -> list[str]:
+    """How the zoo clusters by run, in two lines (none for a zoo of one run)."""
+    if not runs:
+        return []
+    f = _maybe
+    spread = (f"runs: {len(runs['runs'])}; IoU of mistakes within a run {f(runs['iou_within_runs'], '.3f')}, between "
+              f"runs {f(runs['iou_between_runs'], '.3f')}; distance within {f(runs['distance_within_runs'], '.3g')}, "
+              f"between {f(runs['distance_between_runs'], '.3g')}")
+    nearest = (f"  nearest checkpoint from the same run: {f(runs['nearest_same_run'], '.0%')} in parameters, "
+               f"{f(runs['mistakes_same_run'], '.0%')} in mistakes (chance: {f(runs['chance_same_run'], '.0%')})")
+    return [spread, nearest]
+
+
+def _maybe(value: float | None, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
 
 
 def answer_record(table: MetricsTable) -> dict[str, Any]:
     """The table with its verdict and ruler, as JSON-able data (`report --json`)."""
     record: dict[str, Any] = {"complete": table.complete, "note": table.note, "ruler": table.ruler,
-                              "groups": table.rows}
+                              "alignment": table.alignment, "runs": table.runs, "groups": table.rows}
     if table.complete:
         result = table.verdict()
         record["verdict"] = {"answer": result.answer, "headline": result.headline, "position": result.position,

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +31,15 @@ from ..core.errors import RunError
 from ..core.rundir import RunDir, versions
 from ..core.runtime import resolve_device, stage_threads
 from ..judge.projection import umap_cache_is_warm
+from ..zoo.checkpoints import find_checkpoints
 from ..zoo.classifiers import build_classifier
 from ..zoo.datasets import load_dataset
-from ..zoo.params import select_target
+from ..zoo.params import select_state_target, select_target
 from .contract import ConfigView, RunView, Stage, StageContext, StageProgress
-from .fingerprint import data_identity, stable_hash, stage_inputs
+from .fingerprint import data_identity, stable_hash, stage_inputs, zoo_files_identity
 from .plan import Plan, describe_plan, plan_run
 from .store import Store, store_for
-from .table import STAGE_NAMES, get_stage, readable_keys, upstream
+from .table import SEED_INDEX, absent_inputs, get_stage, names, pipeline_for, readable_keys, upstream
 
 __all__ = ["load_run_config", "prepare_run", "reset_from", "run_pipeline", "run_stage"]
 
@@ -99,10 +101,12 @@ def prepare_run(path: str | Path, config: RunConfig, cache: dict[str, Any] | Non
             raise RunError(f"rank {distributed.current().rank} cannot see {run.path}/run.json: "
                            f"under torchrun on several nodes the run directory must be on a shared filesystem")
         return run
+    stages = names(pipeline_for(config))
     try:
         if run.exists():
             manifest = run.manifest()
-            manifest.update(config=config_to_dict(config), config_hash=config_hash(config), seed=config.seed)
+            manifest.update(config=config_to_dict(config), config_hash=config_hash(config), seed=config.seed,
+                            stages=_reshaped(run, manifest.get("stages", {}), stages))
             run.write_manifest(manifest)
         else:
             _check_new_folder(run.path)
@@ -110,7 +114,7 @@ def prepare_run(path: str | Path, config: RunConfig, cache: dict[str, Any] | Non
             run.write_manifest({
                 "config": config_to_dict(config), "config_hash": config_hash(config), "seed": config.seed,
                 "versions": versions(), "created": time.time(),
-                "stages": {name: {"status": "pending"} for name in STAGE_NAMES},
+                "stages": {name: {"status": "pending"} for name in stages},
             })
     except OSError as exc:  # below a file, a read-only folder, a full disk
         where = safety.printable(str(exc.filename or run.path))
@@ -120,17 +124,35 @@ def prepare_run(path: str | Path, config: RunConfig, cache: dict[str, Any] | Non
     return run
 
 
+def _reshaped(run: RunDir, records: dict[str, Any], stages: list[str]) -> dict[str, Any]:
+    """The manifest's stage records for a run whose pipeline may have changed (zoo.dir, generate):
+    a stage that leaves the pipeline may have been pending only, so no result is ever dropped."""
+    gone = [name for name, record in records.items() if name not in stages
+            and isinstance(record, dict) and record.get("status", "pending") != "pending"]
+    if gone:
+        raise RunError(f"{run.path} holds results of {', '.join(gone)}, which this config's run does not have "
+                       f"(zoo.dir or generate changed); results are never dropped: choose another --out")
+    return {name: records.get(name, {"status": "pending"}) for name in stages}
+
+
 def check_resources(config: RunConfig, cache: dict[str, Any]) -> None:
-    """The names the config uses are registered, and its sizes fit this machine's memory (the
-    dataset is loaded into `cache` for the stages of this invocation)."""
+    """The names the config uses are registered, an imported zoo's folder holds checkpoints, and
+    the sizes fit this machine's memory (the dataset is loaded into `cache` for the stages of this
+    invocation)."""
     plugins.check_names(config)
+    sizing = config
+    if config.zoo.dir:  # the memory estimate counts the files, not collect's sizes
+        files = len(find_checkpoints(Path(config.zoo.dir).expanduser()))
+        sizing = replace(config, collect=replace(config.collect, num_checkpoints=files, fresh=0))
     if "dataset" not in cache:
         cache["dataset"] = load_dataset(config.data)
     dataset = cache["dataset"]
     model = build_classifier(config.classifier.arch, dataset.input_shape, dataset.num_classes)
-    params = dict(model.named_parameters())
-    dim = sum(params[name].numel() for name in select_target(model, config.collect.target))
-    limits.check_memory(config, dim, len(dataset.y_test), dataset.num_classes)
+    state = model.state_dict()
+    target = select_state_target(model, config.zoo.target) if config.zoo.dir else \
+        select_target(model, config.collect.target)
+    dim = sum(state[name].numel() for name in target)
+    limits.check_memory(sizing, dim, len(dataset.y_test), dataset.num_classes)
 
 
 def _check_new_folder(path: Path) -> None:
@@ -145,9 +167,11 @@ def _check_new_folder(path: Path) -> None:
 
 def reset_from(run: RunDir, stage: str) -> None:
     """Mark `stage` and every later stage pending, so they are recomputed."""
-    get_stage(stage)
+    stages = pipeline_for(load_run_config(run))
+    get_stage(stage, stages)
+    order = names(stages)
     manifest = run.manifest()
-    for name in STAGE_NAMES[STAGE_NAMES.index(stage):]:
+    for name in order[order.index(stage):]:
         manifest["stages"][name] = {"status": "pending"}
     run.write_manifest(manifest)
 
@@ -161,15 +185,16 @@ def run_stage(run: RunDir, config: RunConfig, stage: str, device: torch.device,
     chose, else torch's setting as it is; the caller's setting is restored afterwards. The stage
     sees the run and the config only through its contract (contract.py)."""
     cache = cache if cache is not None else {}
-    declared = get_stage(stage)
+    stages = pipeline_for(config)
+    declared = get_stage(stage, stages)
     if declared.uses_data:
         plugins.check_names(config)  # a missing registration: one line, before the stage is marked running
     if plan is None:  # a stage run on its own: fingerprint it from the stages it reads, as they are recorded
         plan = _single_plan(run, config, declared, device, cache)
     writer = distributed.is_main()
-    context = StageContext(RunView(run, declared.reads, declared.writes, stage),
-                           ConfigView(config, readable_keys(declared), stage), device, stage,
-                           STAGE_NAMES.index(stage), report, writer, cache)
+    context = StageContext(RunView(run, declared.reads, declared.writes, stage, absent_inputs(declared, stages)),
+                           ConfigView(config, readable_keys(declared, stages), stage), device, stage,
+                           SEED_INDEX[stage], report, writer, cache)
     choice = thread_settings.current()
     with stage_threads(threads if threads is not None else choice.count) as count:
         started = time.time()
@@ -217,9 +242,10 @@ def blowup_message(run: RunDir, config: RunConfig, stage: Stage, exc: Diverged) 
 
 def _single_plan(run: RunDir, config: RunConfig, stage: Stage, device: torch.device, cache: dict[str, Any]) -> Plan:
     records = run.manifest().get("stages", {})
-    fingerprints = {u: (records.get(u) or {}).get("fingerprint", "") for u in upstream(stage)}
+    fingerprints = {u: (records.get(u) or {}).get("fingerprint", "") for u in upstream(stage, pipeline_for(config))}
     data = data_identity(config, cache) if stage.uses_data else None
-    inputs = stage_inputs(stage, config, device, fingerprints, data)
+    files = zoo_files_identity(config, cache) if stage.uses_files else None
+    inputs = stage_inputs(stage, config, device, fingerprints, data, files)
     return Plan(stage, inputs, stable_hash(inputs), "run", "asked for")
 
 
@@ -247,8 +273,10 @@ def run_pipeline(path: str | Path, config: RunConfig, force: str | None = None,
     analysis run on rank 0, and only rank 0 writes.
     """
     distributed.setup()
-    forced = set(STAGE_NAMES[STAGE_NAMES.index(get_stage(force).name):]) if force else set()
-    last = STAGE_NAMES.index(get_stage(until).name) if until else len(STAGE_NAMES) - 1
+    stages = pipeline_for(config)
+    order = names(stages)
+    forced = set(order[order.index(get_stage(force, stages).name):]) if force else set()
+    last = order.index(get_stage(until, stages).name) if until else len(order) - 1
     cache: dict[str, Any] = {}
     device = resolve_device(config.device)  # an unavailable device fails before anything is written
     run = prepare_run(path, config, cache)
@@ -262,7 +290,7 @@ def run_pipeline(path: str | Path, config: RunConfig, force: str | None = None,
         manifest["threads"] = choice.record() | ({"count": threads} if threads is not None else {})
         run.write_manifest(manifest)
         if log is not None:
-            log(describe_plan(plans))
+            log(describe_plan(plans, len(order)))
     progress = ThrottledProgress(run, report, writer=writer)
     warm_up = _start_umap_warm_up(plans, config) if writer else None
     for plan in plans:

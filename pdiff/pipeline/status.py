@@ -16,7 +16,7 @@ from ..core.config import flat_config
 from ..core.errors import RunError
 from ..core.rundir import RunDir
 from .plan import code_changes
-from .table import BY_NAME, STAGE_NAMES
+from .table import BY_NAME, names, pipeline_of
 
 
 @dataclass(frozen=True)
@@ -32,24 +32,27 @@ class StageState:
 
 
 def stage_states(run: RunDir, manifest: dict[str, Any] | None = None) -> dict[str, StageState]:
-    """Every stage's status and, for finished ones, whether its result is still current."""
+    """Every stage of the run's pipeline (pipeline order) with its status and, for finished ones,
+    whether its result is still current."""
     manifest = manifest if manifest is not None else run.manifest()
     if not isinstance(manifest, dict):
         raise RunError(f"{run.path}/run.json is damaged (not a JSON object); delete the run or redo it")
     records = manifest.get("stages") if isinstance(manifest.get("stages"), dict) else {}
     config = manifest.get("config") if isinstance(manifest.get("config"), dict) else {}
     current = flat_config(config)
+    order = names(pipeline_of(config))
     states: dict[str, StageState] = {}
-    for name in STAGE_NAMES:
+    for name in order:
         record = records.get(name)
         record = record if isinstance(record, dict) else {}
         status = record.get("status") if isinstance(record.get("status"), str) else "pending"
-        stale = _why_stale(name, record, current, states) if status == "done" else None
+        stale = _why_stale(name, record, current, states, order) if status == "done" else None
         states[name] = StageState(name, status, stale, record)
     return states
 
 
-def _why_stale(name: str, record: dict[str, Any], config: dict[str, Any], done: dict[str, StageState]) -> str | None:
+def _why_stale(name: str, record: dict[str, Any], config: dict[str, Any], done: dict[str, StageState],
+               order: list[str]) -> str | None:
     inputs = record.get("inputs")
     if not isinstance(inputs, dict) or "fingerprint" not in record:
         return "made by an older version of pdiff (no fingerprint)"
@@ -64,7 +67,7 @@ def _why_stale(name: str, record: dict[str, Any], config: dict[str, Any], done: 
         key = changed[0]
         return f"config changed since it ran ({key}: {recorded[key]!r} -> {config.get(key)!r})"
     upstream = inputs.get("upstream") if isinstance(inputs.get("upstream"), dict) else {}
-    for source in [s for s in STAGE_NAMES if s in upstream]:  # pipeline order (JSON keeps keys sorted)
+    for source in [s for s in order if s in upstream]:  # pipeline order (JSON keeps keys sorted)
         fingerprint = upstream[source]
         state = done.get(source)
         if state is None or state.status != "done":
@@ -78,7 +81,11 @@ def _why_stale(name: str, record: dict[str, Any], config: dict[str, Any], done: 
 
 def require_current(run: RunDir, stage: str, what: str, manifest: dict[str, Any] | None = None) -> None:
     """Raise a one-line RunError unless `stage` is done and current; the message says how to fix it."""
-    state = stage_states(run, manifest)[stage]
+    states = stage_states(run, manifest)
+    if stage not in states:
+        raise RunError(f"{what}: {run.path} has no {stage} stage (its stages: {', '.join(states)}; a run made "
+                       f"with generate=false has no generator)")
+    state = states[stage]
     fix = f"update it with python -m pdiff run --out {run.path}"
     if state.status != "done":
         raise RunError(f"{what}: the {stage} stage of {run.path} is {state.status}; {fix}")

@@ -97,6 +97,44 @@ def select_target(model: nn.Module, spec: str) -> list[str]:
     return [n for n in names if n in chosen]
 
 
+def select_state_target(model: nn.Module, spec: str) -> list[str]:
+    """State-dict keys of an imported zoo's target, in state-dict order.
+
+    Independently trained checkpoints share nothing, BatchNorm running statistics included, so
+    `all` takes every floating-point tensor of the state dict (a BatchNorm count is an integer and
+    plays no part in evaluation). Other selectors are `select_target`'s, and take the floating-point
+    buffers of each layer they select a parameter of along: a layer's statistics move with it.
+    """
+    state = model.state_dict()
+    floating = [k for k, v in state.items() if v.is_floating_point()]
+    if any(s.strip() == "all" for s in spec.split(",")):
+        return floating
+    params = set(select_target(model, spec))
+    owners = {name.rpartition(".")[0] for name in params}
+    buffers = {name for name, _ in model.named_buffers() if name.rpartition(".")[0] in owners}
+    return [k for k in floating if k in params or k in buffers]
+
+
+def layout_of_state(state: dict[str, torch.Tensor], names: list[str]) -> ParamLayout:
+    """The layout of `names` (state-dict keys, parameters or buffers) with their shapes in `state`."""
+    return ParamLayout.from_named_shapes([(n, tuple(state[n].shape)) for n in names])
+
+
+def clamp_variances(vectors: torch.Tensor, layout: ParamLayout) -> torch.Tensor:
+    """(N, D) vectors with every BatchNorm `running_var` coordinate raised to at least 0.
+
+    Why: a whole-state target generates running statistics too, and a generated variance can
+    fall below zero, which no BatchNorm layer can hold (its square root is NaN). Such a model is
+    evaluated, and exported, as if that variance were 0. Other vectors are returned unchanged."""
+    segments = [s for s in layout.segments if s.name.endswith("running_var")]
+    if not segments:
+        return vectors
+    out = vectors.clone()
+    for s in segments:
+        out[..., s.start:s.stop].clamp_(min=0)
+    return out
+
+
 def _last_norm_params(model: nn.Module, selector: str) -> list[str]:
     count = selector.partition(":")[2]
     if not count.isdigit() or int(count) < 1:

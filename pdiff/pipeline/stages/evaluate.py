@@ -8,6 +8,7 @@ import torch
 from ...core.artifacts import EVALUATION, GENERATED
 from ...core.training import Progress
 from ...judge.evaluate import BatchedEvaluator
+from ...zoo.params import clamp_variances
 from ..contract import StageContext
 from ..loaders import load_task, model_groups
 
@@ -24,20 +25,22 @@ def run(ctx: StageContext) -> dict[str, Any]:
     total = sum(len(v) for v in groups.values())
     done = 0
     for name, vectors in groups.items():
+        vectors = clamp_variances(vectors, task.layout)
         result = evaluator.evaluate_sharded(vectors, _group_progress(ctx, name, done, total))
         done += len(vectors)
         out[f"{name}.accuracy"], out[f"{name}.predictions"] = result.accuracy, result.predictions
         out[f"{name}.mean_probs"] = result.mean_probs
-    generated = ctx.run.load(GENERATED)[0]
-    trajectory = generated["trajectory"]
+    generated = ctx.run.load(GENERATED)[0] if ctx.run.has(GENERATED) else {}
+    trajectory = generated.get("trajectory", torch.empty(0))
     if trajectory.numel():
         points, models, dim = trajectory.shape
-        acc = evaluator.evaluate_sharded(trajectory.reshape(points * models, dim)).accuracy
-        out["trajectory.accuracy"] = acc.reshape(points, models)
+        flat = clamp_variances(trajectory.reshape(points * models, dim), task.layout)
+        out["trajectory.accuracy"] = evaluator.evaluate_sharded(flat).accuracy.reshape(points, models)
         out["trajectory.steps"] = generated["trajectory_steps"]
     ctx.save(EVALUATION, out, {"groups": list(groups), "chunk_size": evaluator.chunk_size})
-    return {f"{g}_median": out[f"{g}.accuracy"].median().item() for g in ("zoo", "generated")} | {
-        f"{g}_best": out[f"{g}.accuracy"].max().item() for g in ("zoo", "generated")}
+    shown = [g for g in ("zoo", "generated") if g in groups]
+    return {f"{g}_median": out[f"{g}.accuracy"].median().item() for g in shown} | {
+        f"{g}_best": out[f"{g}.accuracy"].max().item() for g in shown}
 
 
 def _group_progress(ctx: StageContext, group: str, offset: int, total: int) -> Progress:

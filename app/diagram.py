@@ -3,8 +3,8 @@ autoencoder and the diffusion model, and back into a classifier whose backbone n
 this run's sizes written on the boxes. A pure figure builder (no Streamlit, no files).
 
 Two rows, because p-diff has two paths: training (top: checkpoints -> normalize -> encoder ->
-latents the diffusion learns to denoise) and generating (bottom: pure noise -> denoise step by
-step -> decoder -> parameters, set into the frozen classifier and tested).
+latents the diffusion learns to denoise) and generating (bottom: pure noise -> the trained denoiser
+step by step -> the autoencoder's decoder -> parameters, set into the frozen classifier and tested).
 """
 from __future__ import annotations
 
@@ -18,19 +18,20 @@ TRAIN, SAMPLE, FROZEN = "#dbe9f6", "#fbe0dc", "#e6e6e6"
 
 def boxes(a: Anatomy) -> list[tuple[int, int, str, str, str]]:
     """(row, column, title, detail, fill) of each box: row 0 trains, row 1 generates."""
-    target = ", ".join(name for name, _ in a.target)
     return [
         (0, 0, "zoo", f"{a.zoo} checkpoints<br>× {a.target_params:,} numbers<br>(SGD on the target only)", TRAIN),
         (0, 1, "normalize", a.normalization.replace(", ", ",<br>"), TRAIN),
         (0, 2, "encoder", f"{a.autoencoder.upper()} autoencoder<br>{a.target_params:,} → {a.latent_dim}", TRAIN),
-        (0, 3, "noise ↔ denoise", (f"latents noised to t = 0 … {a.timesteps - 1};<br>{a.denoiser.upper()} "
-                                   f"denoiser learns<br>to predict the noise"), TRAIN),
+        (0, 3, "noise ↔ denoise", (f"latents noised to<br>t = 0 … {a.timesteps - 1}; the {a.denoiser.upper()} "
+                                   f"denoiser<br>learns to predict the noise"), TRAIN),
         (1, 0, "pure noise", f"{a.generated} latents<br>of {a.latent_dim} numbers", SAMPLE),
-        (1, 1, "denoise", f"{a.sampler.upper()}: {a.sampling_steps} steps<br>t = {a.timesteps - 1} → 0", SAMPLE),
-        (1, 2, "decoder", f"{a.latent_dim} → {a.target_params:,} numbers,<br>de-normalized", SAMPLE),
-        (1, 3, "classifier", (f"{a.classifier}: generated {target}<br>({a.target_params:,}) + frozen "
-                              f"backbone ({a.frozen_params:,})"), FROZEN),
-        (1, 4, "test", f"accuracy and predictions<br>on {a.splits.get('test', '?')} test samples<br>→ the verdict",
+        (1, 1, "denoise", (f"the trained denoiser<br>{a.sampler.upper()}: {a.sampling_steps} steps<br>"
+                           f"t = {a.timesteps - 1} → 0"), SAMPLE),
+        (1, 2, "decoder", (f"the autoencoder's decoder<br>{a.latent_dim} → {a.target_params:,} numbers,"
+                           f"<br>de-normalized"), SAMPLE),
+        (1, 3, "classifier", (f"{a.classifier}: generated {a.target_params:,}<br>+ frozen backbone "
+                              f"{a.frozen_params:,}"), FROZEN),
+        (1, 4, "test", f"accuracy, predictions<br>on {a.splits.get('test', '?')} test samples<br>→ the verdict",
          FROZEN),
     ]
 
@@ -41,35 +42,28 @@ def dataflow_diagram(a: Anatomy) -> go.Figure:
     y_of = {0: 1.0, 1: 0.0}
     for row, col, title, detail, fill in boxes(a):
         y = y_of[row]
-        shapes.append({"type": "rect", "x0": col - 0.45, "x1": col + 0.45, "y0": y - 0.36, "y1": y + 0.36,
+        shapes.append({"type": "rect", "x0": col - 0.46, "x1": col + 0.46, "y0": y - 0.38, "y1": y + 0.38,
                        "fillcolor": fill, "line": {"color": "#555", "width": 1}, "layer": "below"})
         notes.append({"x": col, "y": y, "text": f"<b>{title}</b><br>{detail}", "showarrow": False,
-                      "font": {"size": 12, "color": "#111"}})
+                      "font": {"size": 11.5, "color": "#111"}})
     for row, last in ((0, 3), (1, 4)):
-        notes += [_arrow(col + 0.45, y_of[row], col + 0.55, y_of[row]) for col in range(last)]
-    notes.append(_arrow(2.0, 0.64, 2.0, 0.36, dashed=True))
-    notes.append({"x": 2.04, "y": 0.5, "text": "the same autoencoder", "showarrow": False, "xanchor": "left",
-                  "font": {"size": 11, "color": "#666"}})
-    notes.append(_arrow(3.0, 0.64, 1.2, 0.36, dashed=True))
-    notes.append({"x": 2.6, "y": 0.5, "text": "the trained denoiser", "showarrow": False, "xanchor": "left",
-                  "font": {"size": 11, "color": "#666"}})
-    notes.append({"x": -0.45, "y": 1.5, "text": "<b>training</b> (collect, autoencoder, diffusion stages)",
+        notes += [_arrow(col + 0.46, y_of[row], col + 0.54, y_of[row]) for col in range(last)]
+    notes.append({"x": -0.46, "y": 1.5, "text": "<b>training</b> (collect, autoencoder, diffusion stages)",
                   "showarrow": False, "xanchor": "left", "font": {"size": 12, "color": FIXED_COLOURS["zoo"]}})
-    notes.append({"x": -0.45, "y": -0.5, "text": "<b>generating</b> (sample, evaluate, analyse stages)",
+    notes.append({"x": -0.46, "y": -0.5, "text": "<b>generating</b> (sample, evaluate, analyse stages)",
                   "showarrow": False, "xanchor": "left", "font": {"size": 12, "color": FIXED_COLOURS["generated"]}})
     share = a.target_params / max(a.total_params, 1)
-    notes.append({"x": 4.45, "y": 1.25, "xanchor": "right", "showarrow": False, "align": "right",
+    notes.append({"x": 4.46, "y": 1.0, "xanchor": "right", "showarrow": False, "align": "right",
                   "font": {"size": 12, "color": "#333"},
-                  "text": f"{a.dataset}, {a.classifier}: {a.total_params:,} parameters<br>generated: "
-                          f"{a.target_params:,} ({share:.1%}); frozen: {a.frozen_params:,}"})
-    return go.Figure(layout={**LAYOUT, "height": 330, "shapes": shapes, "annotations": notes,
+                  "text": f"{a.dataset}, {a.classifier}:<br>{a.total_params:,} parameters<br>generated: "
+                          f"{a.target_params:,} ({share:.1%})<br>frozen: {a.frozen_params:,}"})
+    return go.Figure(layout={**LAYOUT, "height": 360, "shapes": shapes, "annotations": notes,
                              "margin": {"l": 0, "r": 0, "t": 10, "b": 0},
                              "xaxis": {"visible": False, "range": [-0.55, 4.55]},
                              "yaxis": {"visible": False, "range": [-0.65, 1.6]}})
 
 
-def _arrow(x0: float, y0: float, x1: float, y1: float, text: str = "", dashed: bool = False) -> dict:
+def _arrow(x0: float, y0: float, x1: float, y1: float) -> dict:
     """An annotation arrow from (x0, y0) to (x1, y1) in data coordinates."""
     return {"x": x1, "y": y1, "ax": x0, "ay": y0, "xref": "x", "yref": "y", "axref": "x", "ayref": "y",
-            "showarrow": True, "arrowhead": 2, "arrowsize": 1.1, "arrowwidth": 1.2 if dashed else 1.6,
-            "arrowcolor": "#999" if dashed else "#444", "text": text, "font": {"size": 10, "color": "#777"}}
+            "showarrow": True, "arrowhead": 2, "arrowsize": 1.1, "arrowwidth": 1.6, "arrowcolor": "#444", "text": ""}

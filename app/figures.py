@@ -34,8 +34,10 @@ LEGEND_BELOW = {"orientation": "h", "y": -0.14, "yanchor": "top", "x": 0, "xanch
 
 
 def group_colours(groups: Sequence[str]) -> dict[str, str]:
-    """A stable colour per group: zoo blue, generated red, baselines from a palette in order."""
-    colours, others = {}, iter(OTHER_COLOURS * (1 + len(groups) // len(OTHER_COLOURS)))
+    """A stable colour per group: zoo blue, generated red, fresh SGD green, copies grey, the other
+    groups from a palette in order, never repeating a fixed group's colour."""
+    palette = [c for c in OTHER_COLOURS if c not in FIXED_COLOURS.values()]
+    colours, others = {}, iter(palette * (1 + len(groups) // len(palette)))
     for g in groups:
         colours[g] = FIXED_COLOURS.get(g) or next(others)
     return colours
@@ -76,7 +78,7 @@ def ruler_figure(places: Mapping[str, Mapping[str, Mapping]], measures: Sequence
     edges = [lo, *bounds, hi]
     for (name, colour), left, right in zip(RULER_ZONES, edges, edges[1:]):
         fig.add_vrect(x0=left, x1=right, fillcolor=colour, line_width=0, layer="below",
-                      annotation_text=name, annotation_position="top left", annotation_font_size=11)
+                      annotation_text=name, annotation_position="outside top", annotation_font_size=11)
     for x, label in ((0, "copies"), (1, "fresh SGD")):
         fig.add_vline(x=x, line_dash="dot", line_color="#555", annotation_text=label,
                       annotation_position="bottom right", annotation_font_size=10)
@@ -104,7 +106,9 @@ def ruler_figure(places: Mapping[str, Mapping[str, Mapping]], measures: Sequence
         measure, x, answer = decided
         fig.add_annotation(x=x, y=measure, text=f"answer: {answer}", showarrow=True, arrowhead=2, ax=0, ay=-34,
                            font={"size": 12, "color": "#111"}, bgcolor="rgba(255,255,255,0.85)")
-    fig.update_layout(**LAYOUT, height=140 + 70 * len(measures), legend=LEGEND_BELOW,
+    fig.update_layout(**LAYOUT, height=150 + 80 * len(measures),
+                      legend={"orientation": "v", "x": 1.01, "xanchor": "left", "y": 1, "yanchor": "top",
+                              "itemsizing": "constant", "font": {"size": 11}},
                       xaxis={"title": "position: 0 = copies of training checkpoints, 1 = an independent SGD run",
                              "range": [lo, hi], "zeroline": False},
                       yaxis={"categoryorder": "array", "categoryarray": list(measures)[::-1]})
@@ -276,11 +280,11 @@ def weight_heatmaps(vectors: np.ndarray, titles: Sequence[str], own_scale: Seque
                                  showscale=i == first_shared, colorbar={"title": "value", "len": 0.9},
                                  hovertemplate="parameter %{customdata}<br>value %{z:.4f}<extra></extra>",
                                  customdata=np.arange(grid.size).reshape(grid.shape)), row=1, col=i + 1)
-        fig.update_yaxes(autorange="reversed", showticklabels=False, scaleanchor=f"x{i + 1 if i else ''}",
+        fig.update_yaxes(autorange="reversed", visible=False, scaleanchor=f"x{i + 1 if i else ''}",
                          row=1, col=i + 1)
-        fig.update_xaxes(showticklabels=False, row=1, col=i + 1)
+        fig.update_xaxes(visible=False, row=1, col=i + 1)
     fig.update_annotations(font={"size": 12})
-    fig.update_layout(**LAYOUT, height=340)
+    fig.update_layout(**LAYOUT, height=300, plot_bgcolor="rgba(0,0,0,0)")
     fig.update_layout(margin={"l": 10, "r": 10, "t": 60 if any(own) else 40, "b": 10})
     return fig
 
@@ -421,7 +425,7 @@ def overlap_figure(counts: Mapping[str, int], names: tuple[str, str]) -> go.Figu
                              text=[count] if count else None, textposition="inside",
                              hovertemplate=f"{name}: {count} test samples<extra></extra>"))
     fig.update_layout(**LAYOUT, barmode="stack", height=170, xaxis_title="wrong test samples",
-                      legend={"orientation": "h", "y": 1.1, "yanchor": "bottom", "x": 0})
+                      legend={"orientation": "h", "y": 1.1, "yanchor": "bottom", "x": 0, "traceorder": "normal"})
     return fig
 
 

@@ -167,8 +167,8 @@ def _table(run: RunDir, tensors: dict, meta: dict, model: Model, rows: list[tupl
     st.dataframe(frame, hide_index=True, key=f"{prefix}_neighbours", width="stretch", column_config={
         "accuracy (%)": st.column_config.NumberColumn(format="%.2f"),
         "IoU with it": st.column_config.NumberColumn(format="%.3f", help=define_metric("max_iou")),
-        "L2 distance": st.column_config.NumberColumn(format="%.4g", help="over the raw parameters"),
-        f"distance ({space})": st.column_config.NumberColumn(format="%.4g", help=near.SPACE_UNITS[space])})
+        "L2 distance": st.column_config.NumberColumn(format="%.3f", help="over the raw parameters"),
+        f"distance ({space})": st.column_config.NumberColumn(format="%.3f", help=near.SPACE_UNITS[space])})
 
 
 def selection_table(run: RunDir, selected: list[Model], prefix: str) -> None:

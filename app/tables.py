@@ -212,8 +212,8 @@ def neighbour_frame(model: tuple[str, int], rows: Sequence[tuple[str, tuple[str,
     out += [{"role": role, "model": f"{m[0]} #{m[1]}", "accuracy (%)": float(accuracy[m[0]][m[1]]),
              "IoU with it": float(u), "L2 distance": float(d), f"distance ({space})": float(c)}
             for (role, m), u, d, c in zip(rows, iou, l2, chosen)]
-    return pd.DataFrame(out, columns=["role", "model", "accuracy (%)", "IoU with it", "L2 distance",
-                                      f"distance ({space})"])
+    columns = ["role", "model", "accuracy (%)", "IoU with it", "L2 distance"]
+    return pd.DataFrame(out, columns=columns + ([] if space == "parameters" else [f"distance ({space})"]))
 
 
 def overlap_frame(overlap: Any, pred_a: Sequence[int], pred_b: Sequence[int], labels: Sequence[int],

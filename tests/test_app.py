@@ -805,7 +805,7 @@ def test_the_pipeline_page_says_what_is_generated_and_what_is_frozen(monkeypatch
     assert f"the generator makes {sizes.target_params:,}" in text and f"The other {sizes.frozen_params:,}" in text
     assert "`bn2.weight` (32)" in text and "`head.weight` (320)" in text
     notes = " ".join(a["text"] for a in charts(at)[0]["layout"]["annotations"] if a.get("text"))
-    assert f"{sizes.zoo} checkpoints" in notes and f"frozen: {sizes.frozen_params:,}" in notes
+    assert f"{sizes.zoo} checkpoints" in notes and f"frozen backbone {sizes.frozen_params:,}" in notes
     words = " ".join(m.value for m in at.markdown)
     for term in ("autoencoder", "latent", "diffusion", "x0-prediction", "timestep", "guidance", "UMAP", "fresh SGD",
                  "copies", "the ruler"):

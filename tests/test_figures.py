@@ -361,6 +361,6 @@ def test_dataflow_diagram_writes_the_runs_sizes():
     fig = diagram.dataflow_diagram(sizes)
     text = " ".join(a.text for a in fig.layout.annotations if a.text)
     assert "200 checkpoints<br>× 394 numbers" in text and "394 → 16" in text and "16 → 394" in text
-    assert "frozen backbone (4,928)" in text and "generated: 394 (7.4%); frozen: 4,928" in text
+    assert "+ frozen backbone 4,928" in text and "generated: 394 (7.4%)<br>frozen: 4,928" in text
     assert "540 test samples" in text and "t = 999 → 0" in text
     assert len([s for s in fig.layout.shapes if s.type == "rect"]) == len(diagram.boxes(sizes)) == 9

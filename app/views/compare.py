@@ -62,17 +62,18 @@ for n, why in problems.items():
 
 if name_a in cards and others_ready:
     shown = [name_a, *others_ready]
-    places = {n: cards[n].get("generated", {}).get("ruler") or {} for n in shown}
-    measures = [m for m in ("behaviour", "parameters") if any((places[n].get(m) or {}).get("position") is not None
-                                                             for n in shown)]
+    # one row per measure and run, so that runs at the same place do not hide each other
+    rows = {n: {f"{m} · {n}": (cards[n].get("generated", {}).get("ruler") or {}).get(m) or {}
+                for m in ("behaviour", "parameters")} for n in shown}
+    measures = [row for n in shown for row, place in rows[n].items() if place.get("position") is not None]
     if measures:
         st.subheader("The generated models on each run's ruler")
-        st.plotly_chart(figures.ruler_figure(places, measures, (answers.COPIES_BELOW, answers.FRESH_FROM,
-                                                                answers.BEYOND_ABOVE), shown, leader=""),
-                        key="cmp_ruler")
-        st.caption("One marker per run, with its 95% interval; each run is measured against its own copies and its "
-                   "own fresh SGD run. A run without a position on a measure cannot tell copies from fresh training "
-                   "there.")
+        st.plotly_chart(figures.ruler_figure(rows, sorted(measures, key=lambda r: (r.split(" · ")[0], shown.index(
+            r.split(" · ")[1]))), (answers.COPIES_BELOW, answers.FRESH_FROM, answers.BEYOND_ABOVE), shown,
+            leader=""), key="cmp_ruler")
+        st.caption("One row per measure and run, with its 95% interval; each run is measured against its own copies "
+                   "and its own fresh SGD run. A run without a row on a measure cannot tell copies from fresh "
+                   "training there.")
     common = [g for g in cards[name_a] if all(g in cards[n] for n in others_ready)]
     group = c3.selectbox("Group", common, index=common.index("generated") if "generated" in common else 0,
                          key="cmp_group")

@@ -62,7 +62,8 @@ with ui.guard(run):
             if not axis.get("resolves"):
                 st.caption(f":material/info: No {measure} row on the ruler: {axis.get('why')}.")
         st.markdown("**The numbers behind it** (value [95% bootstrap interval]; hover a column for its meaning)")
-        st.dataframe(tables.evidence_frame(card), width="stretch", key="evidence", column_config={
+        evidence = tables.evidence_frame(card)
+        st.dataframe(evidence, width="stretch", key="evidence", height=38 + 35 * len(evidence), column_config={
             title: st.column_config.TextColumn(title, help=define_metric(key)) for key, title, _ in tables.EVIDENCE}
             | {title: st.column_config.TextColumn(title, help=define_metric("ruler")) for _, title in tables.RULER_COLUMNS})
         resolution = data.test_resolution(run)

@@ -74,7 +74,10 @@ with ui.guard(run):
 
         st.subheader("IoU of wrong predictions, ordered by group")
         c1, c2 = st.columns([3, 1])
-        chosen = c1.multiselect("Groups", groups, default=groups, key="sim_groups")
+        chosen = c1.multiselect("Groups", groups, key="sim_groups",
+                                default=[g for g in groups if g in ("zoo", "fresh", "generated", "copies")] or groups,
+                                help="By default the zoo, the generated models and the ruler's two ends; every group "
+                                     "added makes the matrix larger and slower to draw.")
         cap = c2.slider("Models per group (at most)", 5, max(5, max(sizes)), min(40, max(5, max(sizes))),
                         key="sim_cap", help="The first models of each group; fewer cells draw faster.")
         offsets = dict(zip(groups, np.cumsum([0, *sizes[:-1]]).tolist()))

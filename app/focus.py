@@ -122,6 +122,8 @@ def pickers(prefix: str, groups: Sequence[str], sizes: Sequence[int], accuracy: 
     group = focus[0]
     order = np.argsort(-np.asarray(accuracy[group]), kind="stable").tolist()
     s2.selectbox("Model (sorted by accuracy, best first)", order, key=index_key, on_change=_index_changed,
+                 help="The list is sorted by accuracy; the model in focus is whichever was picked last. A page "
+                      "opens on the generated model most like a training checkpoint (the highest max IoU).",
                  args=(group, index_key), format_func=lambda i: f"#{i}: {accuracy[group][i]:.2f}%, "
                                                                 f"max IoU {max_iou[group][i]:.3f}")
     s3.text_input("Find a model by id", key=find_key, placeholder="e.g. generated 12", on_change=_find,

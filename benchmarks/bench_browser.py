@@ -3,13 +3,15 @@
 plotly JSON sent to the browser, the browser drawing every chart).
 
 For each page, median of 3:
-  new tab: a new browser page opens the page's URL; timed until every chart is drawn and Streamlit
-           has finished running the script (its status widget gone);
+  new tab: a new tab of the same browser (so its cache holds Streamlit's frontend) opens the page's
+           URL; timed until every chart is drawn and Streamlit has finished running the script (its
+           status widget gone);
   reload:  the same tab reloaded (the server's caches are warm);
   sidebar: from another page, a click on the page's entry in the sidebar navigation.
 
 Run from the repository root (needs /usr/bin/chromium and the playwright package):
   python -m benchmarks.bench_browser [RUN_DIR]     (default runs/digits; built when missing)
+  python -m benchmarks.bench_browser --app . --app /tmp/old   (this checkout and another, timed in turn)
 """
 from __future__ import annotations
 
@@ -80,54 +82,67 @@ def timed(action, page, charts: int) -> float:
     return time.perf_counter() - start - 0.15
 
 
-def measure(browser, url: str, run: str) -> list[tuple[str, float, float, float]]:
-    rows = []
-    for path, title, charts in PAGES:
-        new_tab, reload, sidebar = [], [], []
-        for _ in range(REPEATS):
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            address = f"{url}/{path}?run={run}"
-            new_tab.append(timed(partial(page.goto, address, wait_until="commit"), page, charts))
-            reload.append(timed(partial(page.reload, wait_until="commit"), page, charts))
-            page.goto(f"{url}/glossary?run={run}", wait_until="commit")
-            settle(page, 0)
-            page.wait_for_timeout(500)
-            link = page.locator('[data-testid="stSidebarNav"] a', has_text=title).first
-            sidebar.append(timed(link.click, page, charts))
-            page.close()
-        rows.append((title, *(statistics.median([t for t in times if not math.isnan(t)] or [float("nan")])
-                              for times in (new_tab, reload, sidebar))))
-    return rows
+def measure(context, url: str, run: str, path: str, title: str, charts: int) -> tuple[float, float, float]:
+    """(new tab, reload, sidebar) seconds for one page, once."""
+    page = context.new_page()
+    try:
+        new_tab = timed(partial(page.goto, f"{url}/{path}?run={run}", wait_until="commit"), page, charts)
+        reload = timed(partial(page.reload, wait_until="commit"), page, charts)
+        page.goto(f"{url}/glossary?run={run}", wait_until="commit")
+        settle(page, 0)
+        page.wait_for_timeout(500)
+        link = page.locator('[data-testid="stSidebarNav"] a', has_text=title).first
+        return new_tab, reload, timed(link.click, page, charts)
+    finally:
+        page.close()
+
+
+def median(times: list[float]) -> float:
+    finite = [t for t in times if not math.isnan(t)]
+    return statistics.median(finite) if finite else float("nan")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", nargs="?", default="runs/digits", help="run directory (default runs/digits)")
-    parser.add_argument("--app", default=str(REPO), help="serve the app of this checkout (to time an older commit)")
+    parser.add_argument("--app", action="append", help="serve the app of this checkout (repeat it to compare "
+                        "checkouts, e.g. an older commit's: pages are timed in turn, so both see the same load)")
     args = parser.parse_args()
+    apps = [Path(a).resolve() for a in args.app or [str(REPO)]]
     run = Path(args.run).resolve()
     ensure_run(run)
     from playwright.sync_api import sync_playwright
 
-    proc, url = start_server(run.parent, Path(args.app))
+    servers = [start_server(run.parent, app) for app in apps]
+    times: dict[tuple[int, str], list[tuple[float, float, float]]] = {}
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=ARGS)
-            page = browser.new_page()  # the server's first session pays the imports: not a page's time
-            page.goto(f"{url}/?run={run.name}", wait_until="commit")
-            settle(page, 1)
-            page.close()
-            rows = measure(browser, url, run.name)
+            contexts = [browser.new_context(viewport={"width": 1400, "height": 1000}) for _ in servers]
+            for context, (_, url) in zip(contexts, servers):  # the first visit loads the frontend and the imports
+                page = context.new_page()
+                page.goto(f"{url}/?run={run.name}", wait_until="commit")
+                settle(page, 1)
+                page.close()
+            for _ in range(REPEATS):
+                for path, title, charts in PAGES:
+                    for i, (context, (_, url)) in enumerate(zip(contexts, servers)):
+                        times.setdefault((i, title), []).append(measure(context, url, run.name, path, title, charts))
             browser.close()
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-    print(f"run {run}; seconds until every chart is drawn and the script has finished (median of {REPEATS})\n")
-    print(f"{'page':<14}{'new tab':>9}{'reload':>9}{'sidebar':>9}")
-    for title, new_tab, reload, sidebar in rows:
-        print(f"{title:<14}{new_tab:>9.2f}{reload:>9.2f}{sidebar:>9.2f}")
-    print(f"\nslowest: new tab {max(r[1] for r in rows):.2f} s, reload {max(r[2] for r in rows):.2f} s, "
-          f"sidebar {max(r[3] for r in rows):.2f} s")
+        for proc, _ in servers:
+            proc.terminate()
+            proc.wait(timeout=20)
+    print(f"run {run}; seconds until every chart is drawn and the script has finished (median of {REPEATS});")
+    print("new tab: a new tab of the same browser (its cache holds the frontend)\n")
+    for i, app in enumerate(apps):
+        print(f"app: {app}")
+        print(f"{'page':<14}{'new tab':>9}{'reload':>9}{'sidebar':>9}")
+        rows = [(title, *(median([t[k] for t in times[(i, title)]]) for k in range(3))) for _, title, _ in PAGES]
+        for title, new_tab, reload, sidebar in rows:
+            print(f"{title:<14}{new_tab:>9.2f}{reload:>9.2f}{sidebar:>9.2f}")
+        print(f"slowest: new tab {max(r[1] for r in rows):.2f} s, reload {max(r[2] for r in rows):.2f} s, "
+              f"sidebar {max(r[3] for r in rows):.2f} s\n")
     return 0
 
 

@@ -113,3 +113,19 @@ def test_anatomy_counts_the_generated_and_the_frozen_parameters(tiny_run):
     assert sizes.frozen_params == sizes.total_params - 394 > 0
     assert sizes.zoo == config.collect.num_checkpoints and sizes.generated == config.sample.num_models
     assert sizes.sampling_steps == config.diffusion.timesteps and sizes.splits["test"] == 540
+
+
+def test_teaching_numbers():
+    import numpy as np
+
+    from pdiff.judge import teaching
+
+    steps, acc = np.array([99, 50, 0]), np.array([[90.0, 92.0], [94.0, 96.0], [97.0, 97.0]])
+    numbers = teaching.trajectory(steps, acc, np.array([96.0, 98.0, 97.0]), np.array([95.0, 93.0]), 540)
+    assert (numbers.t_max, numbers.first, numbers.last, numbers.zoo, numbers.noise) == (99, 91.0, 97.0, 97.0, 94.0)
+    assert numbers.step == pytest.approx(100 / 540) and teaching.mean_at(acc, 1) == 95.0
+    assert teaching.step_index(steps, 50) == 1 and teaching.step_index(steps, 48) == 1
+    signal, noise = teaching.snr_weights(3.0)
+    assert signal == pytest.approx(np.sqrt(0.75)) and noise == pytest.approx(0.5)
+    change = teaching.reconstruction(np.array([97.0, 98.0]), np.array([96.5, 98.5]), 0)
+    assert change.change == pytest.approx(-0.5) and change.zoo_median == 97.5 and change.reconstructed_median == 97.5

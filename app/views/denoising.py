@@ -40,7 +40,7 @@ with ui.guard(run):
             current = teaching.step_index(steps, t)
             m1, m2, m3, m4 = st.columns(4)
             m1.metric(f"generated #{sample}: accuracy of x0 at t={t}", f"{acc[current, sample]:.2f}%")
-            m2.metric(f"mean accuracy of x0 at t={t}", f"{acc[current].mean():.2f}%")
+            m2.metric(f"mean accuracy of x0 at t={t}", f"{teaching.mean_at(acc, current):.2f}%")
             m3.metric("final mean accuracy (t=0)", f"{summary.last:.2f}%")
             if summary.noise is not None:
                 m4.metric("decoding pure noise (median)", f"{summary.noise:.2f}%",

@@ -34,6 +34,11 @@ def trajectory(steps: np.ndarray, accuracy: np.ndarray, zoo: np.ndarray, noise: 
                       sample_step(test_samples))
 
 
+def mean_at(accuracy: np.ndarray, row: int) -> float:
+    """The tracked samples' mean accuracy at one recorded step (`accuracy` (P, M))."""
+    return float(np.asarray(accuracy, dtype=float)[row].mean())
+
+
 def step_index(steps: np.ndarray, t: int) -> int:
     """The row of the trajectory recorded at step t (the nearest recorded step when t is not one)."""
     steps = np.asarray(steps)

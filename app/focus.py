@@ -105,10 +105,11 @@ def sync_table(table_key: str, rows: Sequence[Model]) -> None:
         chosen = list(event["selection"]["rows"])
     except (KeyError, TypeError):
         return
-    signature = tuple(chosen)
-    if chosen and signature != st.session_state.get(f"_{table_key}_applied") and chosen[0] < len(rows):
+    picked = [tuple(rows[i]) for i in chosen if 0 <= i < len(rows)]
+    signature = tuple(picked)  # the models, not the row numbers: a filter changes which model a row holds
+    if picked and signature != st.session_state.get(f"_{table_key}_applied"):
         st.session_state[f"_{table_key}_applied"] = signature
-        set_focus(rows[chosen[0]])
+        set_focus(picked[0])
 
 
 def pickers(prefix: str, groups: Sequence[str], sizes: Sequence[int], accuracy: Mapping[str, np.ndarray],

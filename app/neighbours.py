@@ -70,17 +70,18 @@ def default_model(max_iou: dict[str, np.ndarray], accuracy: dict[str, np.ndarray
     return group, int(best)
 
 
-def marks(run: RunDir, tensors: dict, meta: dict, model: Model, space: str, k: int) -> dict[str, list[Model]]:
-    """What the projector rings around the model in focus: the checkpoint it errs like, the fresh SGD
-    model it errs most like, its k nearest checkpoints in `space`."""
+def marks(run: RunDir, tensors: dict, meta: dict, model: Model, space: str,
+          k: int) -> list[tuple[str, str, list[Model]]]:
+    """What the projector rings around the model in focus, (kind, label, models): the checkpoint it
+    errs like, the fresh SGD model it errs most like, its k nearest checkpoints in `space`."""
     errs = errs_like(tensors, meta, model)
-    out: dict[str, list[Model]] = {}
+    out: list[tuple[str, str, list[Model]]] = []
     if errs.checkpoint >= 0:
-        out[f"errs like: zoo #{errs.checkpoint}"] = [("zoo", errs.checkpoint)]
+        out.append(("errs like", f"errs like: zoo #{errs.checkpoint}", [("zoo", errs.checkpoint)]))
     if errs.fresh is not None:
-        out[f"errs most like of fresh SGD: #{errs.fresh}"] = [("fresh", errs.fresh)]
-    out[f"{k} nearest checkpoints ({space})"] = [("zoo", n.index) for n in nearest(run, tensors, meta, model, space, k)]
-    return out
+        out.append(("fresh", f"errs most like of fresh SGD: #{errs.fresh}", [("fresh", errs.fresh)]))
+    found = [("zoo", n.index) for n in nearest(run, tensors, meta, model, space, k)]
+    return [*out, ("nearest", f"{k} nearest checkpoints ({space})", found)]
 
 
 def controls(prefix: str) -> tuple[str, int]:

@@ -27,13 +27,14 @@ Model = tuple[str, int]
 def projection_scatter(points: Mapping[str, np.ndarray], values: Mapping[str, np.ndarray] | None = None,
                        label: str = "group", accuracy: Mapping[str, np.ndarray] | None = None,
                        focus: Model | None = None, selected: Sequence[Model] = (),
-                       marks: Mapping[str, Sequence[Model]] | None = None, axis_title: str = "") -> go.Figure:
+                       marks: Sequence[tuple[str, str, Sequence[Model]]] = (), axis_title: str = "") -> go.Figure:
     """2D projection of every model of the visible groups (`points`: group -> (N, 2)).
 
     `values` (group -> (N,)) colours the dots on one colour scale titled `label` (NaN: grey); None
-    colours by group. `focus` gets a gold star, `selected` gold rings, and each entry of `marks`
-    (a name such as "errs like" or "nearest in parameters" -> models) its own ring. The pick trace's
-    customdata per point is [group, index, accuracy, value].
+    colours by group. `focus` gets a gold star, `selected` gold rings, and each entry of `marks`,
+    (kind, legend label, models) with kind one of MARK_STYLES ("errs like": a red diamond, "fresh": a
+    green square, "nearest": black rings), its own ring. The pick trace's customdata per point is
+    [group, index, accuracy, value].
     """
     colours = group_colours(list(points))
     symbols = {g: SYMBOLS[i % len(SYMBOLS)] for i, g in enumerate(points)}
@@ -42,8 +43,8 @@ def projection_scatter(points: Mapping[str, np.ndarray], values: Mapping[str, np
         _group_traces(fig, g, np.asarray(points[g], dtype=float), None if values is None else values.get(g),
                       colours[g], symbols[g], list(points).index(g) + 1, by_value=values is not None)
     fig.add_trace(_pick_trace(points, values, label, accuracy))
-    for (name, models), style in zip((marks or {}).items(), MARK_STYLES):
-        _mark(fig, points, models, name, style)
+    for kind, name, models in marks:
+        _mark(fig, points, models, name, MARK_STYLES[kind])
     if selected:
         _mark(fig, points, selected, "selected", {"size": 17, "symbol": "circle-open", "color": "#d4a017",
                                                   "line": {"width": 2.5}})
@@ -62,10 +63,9 @@ def projection_scatter(points: Mapping[str, np.ndarray], values: Mapping[str, np
     return fig
 
 
-MARK_STYLES = ({"size": 19, "symbol": "diamond-open", "color": "#d62728", "line": {"width": 2.5}},
-               {"size": 17, "symbol": "square-open", "color": "#2ca02c", "line": {"width": 2.5}},
-               {"size": 15, "symbol": "circle-open", "color": "black", "line": {"width": 2}},
-               {"size": 15, "symbol": "x-thin-open", "color": "black", "line": {"width": 2}})
+MARK_STYLES = {"errs like": {"size": 19, "symbol": "diamond-open", "color": "#d62728", "line": {"width": 2.5}},
+               "fresh": {"size": 17, "symbol": "square-open", "color": "#2ca02c", "line": {"width": 2.5}},
+               "nearest": {"size": 15, "symbol": "circle-open", "color": "black", "line": {"width": 2}}}
 
 
 def _group_traces(fig: go.Figure, g: str, xy: np.ndarray, values: np.ndarray | None, colour: str, symbol: str,

@@ -80,7 +80,8 @@ def test_projection_scatter(coloured):
     values = {g: RNG.uniform(0, 1, n) for g, n in GROUPS.items()} if coloured else None
     if coloured:
         values["gaussian"][[1, 3]] = np.nan  # models without the value are drawn grey
-    marks = {"errs like: zoo #4": [("zoo", 4)], "3 nearest checkpoints (parameters)": [("zoo", 1), ("zoo", 5)]}
+    marks = [("errs like", "errs like: zoo #4", [("zoo", 4)]),
+             ("nearest", "3 nearest checkpoints (parameters)", [("zoo", 1), ("zoo", 5)])]
     fig = projector.projection_scatter(points, values, "max IoU", acc, ("generated", 3), [("generated", 3), ("zoo", 2)],
                                        marks, "PCA")
     traces = {t.name: t for t in fig.data}
@@ -96,6 +97,8 @@ def test_projection_scatter(coloured):
     row = custom.index(("zoo", 2))
     assert (pick.x[row], pick.y[row]) == tuple(points["zoo"][2]) and pick.customdata[row][2] == round(acc["zoo"][2], 4)
     np.testing.assert_array_equal(traces["errs like: zoo #4"].x, points["zoo"][[4], 0])
+    assert traces["errs like: zoo #4"].marker.symbol == "diamond-open"  # the style follows the kind, not the order
+    assert traces["3 nearest checkpoints (parameters)"].marker.symbol == "circle-open"
     np.testing.assert_array_equal(traces["3 nearest checkpoints (parameters)"].y, points["zoo"][[1, 5], 1])
     assert list(traces["selected"].x) == [points["generated"][3][0], points["zoo"][2][0]]
     assert (traces["in focus: generated #3"].x[0], traces["in focus: generated #3"].y[0]) == tuple(points["generated"][3])

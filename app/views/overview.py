@@ -1,5 +1,5 @@
 """Overview: the answer to "new or copied?" with the ruler and the numbers behind it, the pipeline
-with each stage's status, time and training curves, the headline table and the config."""
+with each stage's status, time and training curves, the headline numbers and the config."""
 from dataclasses import asdict
 
 import streamlit as st

@@ -106,7 +106,7 @@ def ruler_figure(places: Mapping[str, Mapping[str, Mapping]], measures: Sequence
         measure, x, answer = decided
         fig.add_annotation(x=x, y=measure, text=f"answer: {answer}", showarrow=True, arrowhead=2, ax=0, ay=-34,
                            font={"size": 12, "color": "#111"}, bgcolor="rgba(255,255,255,0.85)")
-    fig.update_layout(**LAYOUT, height=150 + 80 * len(measures),
+    fig.update_layout(**LAYOUT, height=max(150 + 80 * len(measures), 130 + 22 * len(groups)),
                       legend={"orientation": "v", "x": 1.01, "xanchor": "left", "y": 1, "yanchor": "top",
                               "itemsizing": "constant", "font": {"size": 11}},
                       xaxis={"title": "position: 0 = copies of training checkpoints, 1 = an independent SGD run",

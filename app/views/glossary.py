@@ -11,7 +11,7 @@ ui.intro("The same definitions appear as help text beside the numbers; they come
 
 st.subheader("The method")
 st.markdown("\n".join(f"- **{term}**: {text}" for term, text in TERMS.items()))
-st.caption("The Pipeline page draws them as one diagram, with the sizes of the selected run.")
+st.caption("The whole pipeline page draws them as one diagram, with the sizes of the selected run.")
 
 st.subheader("Groups of models")
 shown = [g for g in GROUPS if g not in ("noise-abs", "noise-rel", "averaged")]

@@ -24,9 +24,12 @@ from pdiff.core.rundir import MANIFEST, PROGRESS, RunDir, list_runs, runs_root
 from pdiff.export import export_bytes, export_state
 from pdiff.generator.diffusion import GaussianDiffusion
 from pdiff.generator.normalizer import Normalizer
+from pdiff.judge import catalogue
 from pdiff.judge.verdict import Verdict
+from pdiff.pipeline.anatomy import Anatomy, anatomy
 from pdiff.pipeline.estimate import from_other_runs, remaining
-from pdiff.pipeline.loaders import load_evaluation, model_groups
+from pdiff.pipeline.latents import model_latents
+from pdiff.pipeline.loaders import load_evaluation, load_zoo, model_groups
 from pdiff.pipeline.report import MetricsTable, metrics_table
 from pdiff.pipeline.runner import load_run_config
 from pdiff.pipeline.status import stage_states
@@ -244,6 +247,55 @@ def zoo_labels(run: RunDir) -> dict[str, dict[str, list]]:
     if len(np.unique(tensors["seed"])) > 1:
         out["seed"] = {"zoo": tensors["seed"][train].tolist()}
     return out
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _latents(run_path: str, key: tuple) -> dict[str, np.ndarray]:
+    run = RunDir(run_path)
+    return {g: v.numpy() for g, v in model_latents(run, config(run), torch.device("cpu")).items()}
+
+
+def latents(run: RunDir) -> dict[str, np.ndarray]:
+    """group -> (N, L) standardized latents, as the analysis judged them (generated: the sampled ones)."""
+    return _latents(str(run.path), tuple(stamp(run.file(n)) for n in (ZOO, AUTOENCODER, GENERATED, BASELINES)))
+
+
+def predictions(run: RunDir) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """(group -> (N, S) predicted classes, (S,) labels) from the evaluation."""
+    tensors, meta = load(run, EVALUATION)
+    groups = meta.get("groups") or []
+    if "labels" not in tensors or any(f"{g}.predictions" not in tensors for g in groups):
+        raise RunError(f"{run.path}/{EVALUATION} lacks predictions; redo it with --force evaluate")
+    return {g: tensors[f"{g}.predictions"] for g in groups}, tensors["labels"]
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _per_model(run_path: str, key: tuple) -> dict[str, dict[str, np.ndarray]]:
+    run = RunDir(run_path)
+    tensors, meta = RunDir(run_path).load(ANALYSIS)
+    zoo = load_zoo(run)
+    steps = {"zoo": zoo["steps"][~zoo["heldout"]], "heldout": zoo["steps"][zoo["heldout"]]}
+    if "fresh.steps" in zoo:
+        steps["fresh"] = zoo["fresh.steps"]
+    accuracy = load_evaluation(run).accuracy
+    values = catalogue.per_model(accuracy, tensors, steps, meta.get("ruler"))
+    return {column: {g: v.numpy() for g, v in groups.items()} for column, groups in values.items()}
+
+
+def per_model(run: RunDir) -> dict[str, dict[str, np.ndarray]]:
+    """column -> group -> (N,) one value per model (pdiff.judge.catalogue): what the projector colours by."""
+    return _per_model(str(run.path), (stamp(run.file(ANALYSIS)), stamp(run.file(EVALUATION)), stamp(run.file(ZOO))))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _anatomy(run_path: str, key: tuple) -> Anatomy:
+    run = RunDir(run_path)
+    return anatomy(run, config(run))
+
+
+def run_anatomy(run: RunDir) -> Anatomy:
+    """The run's sizes, end to end (pdiff.pipeline.anatomy): what the pipeline diagram shows."""
+    return _anatomy(str(run.path), tuple(stamp(run.file(n)) for n in (MANIFEST, BASE, ZOO, GENERATED)))
 
 
 def layout_segments(run: RunDir) -> list[tuple[str, int, int]]:

@@ -34,8 +34,10 @@ LEGEND_BELOW = {"orientation": "h", "y": -0.14, "yanchor": "top", "x": 0, "xanch
 
 
 def group_colours(groups: Sequence[str]) -> dict[str, str]:
-    """A stable colour per group: zoo blue, generated red, baselines from a palette in order."""
-    colours, others = {}, iter(OTHER_COLOURS * (1 + len(groups) // len(OTHER_COLOURS)))
+    """A stable colour per group: zoo blue, generated red, fresh SGD green, copies grey, the other
+    groups from a palette in order, never repeating a fixed group's colour."""
+    palette = [c for c in OTHER_COLOURS if c not in FIXED_COLOURS.values()]
+    colours, others = {}, iter(palette * (1 + len(groups) // len(palette)))
     for g in groups:
         colours[g] = FIXED_COLOURS.get(g) or next(others)
     return colours
@@ -56,13 +58,16 @@ RULER_ZONES = (("copies", "#f2f2f2"), ("between", "#fdf1dc"), ("like fresh train
 
 
 def ruler_figure(places: Mapping[str, Mapping[str, Mapping]], measures: Sequence[str],
-                 bounds: Sequence[float], groups: Sequence[str]) -> go.Figure:
+                 bounds: Sequence[float], groups: Sequence[str],
+                 decided: tuple[str, float, str] | None = None, leader: str = "generated") -> go.Figure:
     """The ruler: one row per measure, each group's position between copies (0) and fresh SGD (1)
     with its 95% interval, over shaded zones of the verdict's answers.
 
     `places[group][measure]` is `{"position", "ci"}` (judge/ruler.py); `bounds` are the verdict's
     zone boundaries (copies | between | like fresh | beyond). Groups without a position on a
-    measure are left out of its row.
+    measure are left out of its row. `decided` (measure, position, answer) is the verdict's own
+    reading, written beside the point it comes from, so the words and the figure share one source.
+    `leader` is drawn as a large star (the generated models; on Compare, no group leads).
     """
     colours = group_colours(list(groups))
     fig = go.Figure()
@@ -73,7 +78,7 @@ def ruler_figure(places: Mapping[str, Mapping[str, Mapping]], measures: Sequence
     edges = [lo, *bounds, hi]
     for (name, colour), left, right in zip(RULER_ZONES, edges, edges[1:]):
         fig.add_vrect(x0=left, x1=right, fillcolor=colour, line_width=0, layer="below",
-                      annotation_text=name, annotation_position="top left", annotation_font_size=11)
+                      annotation_text=name, annotation_position="outside top", annotation_font_size=11)
     for x, label in ((0, "copies"), (1, "fresh SGD")):
         fig.add_vline(x=x, line_dash="dot", line_color="#555", annotation_text=label,
                       annotation_position="bottom right", annotation_font_size=10)
@@ -90,14 +95,20 @@ def ruler_figure(places: Mapping[str, Mapping[str, Mapping]], measures: Sequence
             err_hi.append(ci[1] - place["position"])
         if not xs:
             continue
-        big = g == "generated"
+        big = g == leader
         fig.add_trace(go.Scatter(
             x=xs, y=ys, mode="markers", name=g, marker={"color": colours[g], "size": 14 if big else 9,
                                                          "symbol": "star" if big else SYMBOLS[i % len(SYMBOLS)],
                                                          "line": {"width": 1, "color": "white"}},
             error_x={"type": "data", "symmetric": False, "array": err_hi, "arrayminus": err_lo, "thickness": 1.5},
             hovertemplate=f"{g}<br>%{{y}}: position %{{x:.2f}}<extra></extra>"))
-    fig.update_layout(**LAYOUT, height=120 + 70 * len(measures), legend=LEGEND_BELOW,
+    if decided is not None:
+        measure, x, answer = decided
+        fig.add_annotation(x=x, y=measure, text=f"answer: {answer}", showarrow=True, arrowhead=2, ax=0, ay=-34,
+                           font={"size": 12, "color": "#111"}, bgcolor="rgba(255,255,255,0.85)")
+    fig.update_layout(**LAYOUT, height=max(150 + 80 * len(measures), 130 + 22 * len(groups)),
+                      legend={"orientation": "v", "x": 1.01, "xanchor": "left", "y": 1, "yanchor": "top",
+                              "itemsizing": "constant", "font": {"size": 11}},
                       xaxis={"title": "position: 0 = copies of training checkpoints, 1 = an independent SGD run",
                              "range": [lo, hi], "zeroline": False},
                       yaxis={"categoryorder": "array", "categoryarray": list(measures)[::-1]})
@@ -145,45 +156,54 @@ def pipeline_diagram(stages: Sequence[Mapping]) -> go.Figure:
 
 def accuracy_distributions(accuracy: Mapping[str, np.ndarray], kind: str = "violin",
                            zoo_range: tuple[float, float] | None = None, resolution: float | None = None) -> go.Figure:
-    """One violin (or overlaid histogram) per group; the zoo's min..max range as a shaded band.
+    """One violin per group, or one histogram panel per group; the zoo's min..max range shaded.
 
-    Histograms show each group's share of models per bin (groups of different sizes compare), on
-    bins shared by all groups and centred on the accuracies a model can have: `resolution` is
-    one test sample (100 / test samples, in points), widened to a whole number of samples when
-    the range would need more than 120 bins.
+    Histograms are small multiples on one shared accuracy axis (overlaid, six groups hid the zoo
+    and the generated models under each other), each panel the group's share of its models per
+    bin, on bins shared by all groups and centred on the accuracies a model can have:
+    `resolution` is one test sample (100 / test samples, in points), widened to a whole number of
+    samples when the range would need more than 120 bins.
     """
+    if kind == "histogram":
+        return _accuracy_histograms(accuracy, zoo_range, resolution)
     colours = group_colours(list(accuracy))
     fig = go.Figure()
-    bins = _accuracy_bins(accuracy, resolution) if kind == "histogram" else None
     for g, acc in accuracy.items():
-        acc = np.asarray(acc, dtype=float)
-        if kind == "histogram":
-            fig.add_trace(go.Histogram(x=acc, name=g, marker_color=colours[g], opacity=0.55, histnorm="percent",
-                                       xbins=bins, hovertemplate=f"{g}<br>%{{x}}%: %{{y:.1f}}% of its models"
-                                                                 "<extra></extra>"))
-        else:
-            fig.add_trace(go.Violin(y=acc, name=g, line_color=colours[g], box_visible=True, meanline_visible=True,
-                                    points="all", pointpos=0, jitter=0.3, marker={"size": 3}, spanmode="hard"))
+        fig.add_trace(go.Violin(y=np.asarray(acc, dtype=float), name=g, line_color=colours[g], box_visible=True,
+                                meanline_visible=True, points="all", pointpos=0, jitter=0.3, marker={"size": 3},
+                                spanmode="hard"))
     if zoo_range is not None:
-        lo, hi = zoo_range
-        band = {"fillcolor": FIXED_COLOURS["zoo"], "opacity": 0.12, "line_width": 0, "layer": "below",
-                    "annotation_text": "zoo range", "annotation_position": "top left"}
-        if kind == "histogram":
-            fig.add_vrect(x0=lo, x1=hi, **band)
-        else:
-            fig.add_hrect(y0=lo, y1=hi, **band)
-    if kind == "histogram":
-        width = f" (bins of {bins['size']:.3g} points)" if bins else ""
-        fig.update_layout(barmode="overlay", xaxis_title=f"test accuracy (%){width}",
-                          yaxis_title="share of the group's models (%)", legend={"orientation": "h", "y": 1.1})
-    else:
-        values = [np.asarray(a, dtype=float) for a in accuracy.values()] + [np.asarray(zoo_range or [], dtype=float)]
-        values = np.concatenate(values) if values else np.zeros(0)
-        if values.size:  # explicit range: autorange clips violins drawn beside a shaded band
-            pad = max(0.05 * float(values.max() - values.min()), 0.5)
-            fig.update_yaxes(range=[float(values.min()) - pad, float(values.max()) + pad])
-        fig.update_layout(yaxis_title="test accuracy (%)", showlegend=False)
-    fig.update_layout(**LAYOUT, height=450)
+        fig.add_hrect(y0=zoo_range[0], y1=zoo_range[1], fillcolor=FIXED_COLOURS["zoo"], opacity=0.12, line_width=0,
+                      layer="below", annotation_text="zoo range", annotation_position="top left")
+    values = [np.asarray(a, dtype=float) for a in accuracy.values()] + [np.asarray(zoo_range or [], dtype=float)]
+    values = np.concatenate(values) if values else np.zeros(0)
+    if values.size:  # explicit range: autorange clips violins drawn beside a shaded band
+        pad = max(0.05 * float(values.max() - values.min()), 0.5)
+        fig.update_yaxes(range=[float(values.min()) - pad, float(values.max()) + pad])
+    fig.update_layout(**LAYOUT, height=450, yaxis_title="test accuracy (%)", showlegend=False)
+    return fig
+
+
+def _accuracy_histograms(accuracy: Mapping[str, np.ndarray], zoo_range: tuple[float, float] | None,
+                         resolution: float | None) -> go.Figure:
+    groups = list(accuracy) or ["(none)"]
+    colours = group_colours(groups)
+    bins = _accuracy_bins(accuracy, resolution)
+    fig = make_subplots(rows=len(groups), cols=1, shared_xaxes=True, vertical_spacing=0.04 if len(groups) > 1 else 0,
+                        subplot_titles=groups)
+    for row, (g, acc) in enumerate(accuracy.items(), start=1):
+        fig.add_trace(go.Histogram(x=np.asarray(acc, dtype=float), name=g, marker_color=colours[g], opacity=0.8,
+                                   histnorm="percent", xbins=bins, showlegend=False,
+                                   hovertemplate=f"{g}<br>%{{x}}%: %{{y:.1f}}% of its models<extra></extra>"),
+                      row=row, col=1)
+        if zoo_range is not None:
+            fig.add_vrect(x0=zoo_range[0], x1=zoo_range[1], fillcolor=FIXED_COLOURS["zoo"], opacity=0.12,
+                          line_width=0, layer="below", row=row, col=1)
+        fig.update_yaxes(title="%" if row > 1 else "% of models", row=row, col=1)
+    width = f" (bins of {bins['size']:.3g} points; shaded: the zoo's range)" if bins else ""
+    fig.update_xaxes(title=f"test accuracy (%){width}", row=len(groups), col=1)
+    fig.update_annotations(font={"size": 12}, xanchor="left", x=0)
+    fig.update_layout(**LAYOUT, height=90 + 130 * len(groups))
     return fig
 
 
@@ -216,100 +236,6 @@ def compare_accuracy(runs: Mapping[str, Mapping[str, np.ndarray]]) -> go.Figure:
 # --------------------------------------------------------------------------- latent space
 
 
-def projection_scatter(points: Mapping[str, np.ndarray], accuracy: Mapping[str, np.ndarray],
-                       max_iou: Mapping[str, np.ndarray] | None = None, colour_by: str = "group",
-                       selected: tuple[str, int] | None = None, neighbours: Sequence[int] = (),
-                       axis_title: str = "", labels: Mapping[str, Sequence] | None = None) -> go.Figure:
-    """2D projection of every model, one trace per group.
-
-    customdata per point is [group, index, accuracy, max IoU to the zoo], so the hover names the
-    model and a plotly selection event says which models were picked (a click, a box or a lasso).
-    `selected` adds a star on one model and `neighbours` circles those zoo rows (its nearest zoo
-    models). `colour_by` is "group", "accuracy", or the name of a checkpoint label whose values per
-    group are in `labels` (an imported zoo's run, step, ...): each group with values is then split
-    into one trace per value (a colour per value, a symbol per group), numbers with many values on
-    a colour scale, and groups without values are drawn in grey.
-    """
-    labelled = colour_by not in ("group", "accuracy") and labels is not None
-    scale = labelled and _numeric_scale(labels)
-    palette = _label_colours(labels) if labelled and not scale else {}
-    colours = group_colours(list(points))
-    all_acc = np.concatenate([np.asarray(a, dtype=float) for a in accuracy.values()]) if accuracy else np.zeros(1)
-    symbols = {g: SYMBOLS[i % len(SYMBOLS)] for i, g in enumerate(points)}
-    fig = go.Figure()
-    for g in draw_order(list(points)):
-        xy = np.asarray(points[g], dtype=float)
-        acc = np.asarray(accuracy[g], dtype=float)
-        iou = np.asarray(max_iou[g], dtype=float) if max_iou is not None and g in max_iou else np.full(len(xy), np.nan)
-        custom = np.array([[g, j, float(acc[j]), float(iou[j])] for j in range(len(xy))], dtype=object)
-        marker = {"size": 9 if g == "generated" else 7, "opacity": 0.85, "line": {"width": 0.5, "color": "white"}}
-        if colour_by == "accuracy":
-            marker |= {"color": acc, "coloraxis": "coloraxis", "symbol": symbols[g]}
-        elif labelled and g in labels and len(labels[g]) == len(xy):
-            _label_traces(fig, g, xy, custom, labels[g], colour_by, marker | {"symbol": symbols[g]}, palette, scale)
-            continue
-        else:
-            marker |= {"color": "#c7c7c7" if labelled else colours[g]}
-        fig.add_trace(_scatter(xy, g, marker, custom, list(points).index(g) + 1))
-    if neighbours and "zoo" in points:
-        zoo = np.asarray(points["zoo"], dtype=float)[list(neighbours)]
-        fig.add_trace(go.Scatter(x=zoo[:, 0], y=zoo[:, 1], mode="markers", name="nearest zoo models",
-                                 marker={"size": 18, "symbol": "circle-open", "color": "black", "line": {"width": 2}},
-                                 hoverinfo="skip"))
-    if selected is not None and selected[0] in points:
-        xy = np.asarray(points[selected[0]], dtype=float)[selected[1]]
-        fig.add_trace(go.Scatter(x=[xy[0]], y=[xy[1]], mode="markers", name=f"selected {selected[0]} #{selected[1]}",
-                                 marker={"size": 20, "symbol": "star", "color": "gold",
-                                         "line": {"width": 1.5, "color": "black"}}, hoverinfo="skip"))
-    if colour_by == "accuracy":
-        fig.update_layout(coloraxis={"colorscale": "Viridis", "cmin": float(np.nanmin(all_acc)),
-                                     "cmax": float(np.nanmax(all_acc)),
-                                     "colorbar": {"title": "acc. %", "x": 1.0, "xanchor": "left", "len": 0.8}})
-    elif scale:
-        values = [float(v) for vs in labels.values() for v in vs if v is not None]
-        fig.update_layout(coloraxis={"colorscale": "Viridis", "cmin": min(values), "cmax": max(values),
-                                     "colorbar": {"title": colour_by, "x": 1.0, "xanchor": "left", "len": 0.8}})
-    fig.update_layout(**LAYOUT, height=540, xaxis_title=f"{axis_title} 1", yaxis_title=f"{axis_title} 2")
-    fig.update_layout(**SELECTABLE, legend=LEGEND_BELOW, margin={"l": 10, "r": 10, "t": 30, "b": 10})
-    return fig
-
-
-def _scatter(xy: np.ndarray, name: str, marker: dict, custom: np.ndarray, rank: int) -> go.Scatter:
-    return go.Scatter(
-        x=xy[:, 0], y=xy[:, 1], mode="markers", name=name, marker=marker, customdata=custom.tolist(),
-        legendrank=rank, hovertemplate="<b>%{customdata[0]} #%{customdata[1]}</b><br>accuracy %{customdata[2]:.2f}%"
-                                       "<br>max IoU to zoo %{customdata[3]:.3f}<extra></extra>")
-
-
-def _numeric_scale(labels: Mapping[str, Sequence]) -> bool:
-    """Numbers with more distinct values than a legend can hold go on a colour scale."""
-    values = [v for vs in labels.values() for v in vs if v is not None]
-    numeric = bool(values) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
-    return numeric and len(set(values)) > len(OTHER_COLOURS)
-
-
-def _label_colours(labels: Mapping[str, Sequence]) -> dict[str, str]:
-    """One colour per label value (shared by every group), in order of first appearance."""
-    values = list(dict.fromkeys(str(v) for vs in labels.values() for v in vs))
-    palette = PATH_COLOURS + OTHER_COLOURS
-    return {v: palette[i % len(palette)] for i, v in enumerate(values)}
-
-
-def _label_traces(fig: go.Figure, group: str, xy: np.ndarray, custom: np.ndarray, values: Sequence, label: str,
-                  marker: dict, palette: Mapping[str, str], scale: bool) -> None:
-    """One group's models coloured by a label: on a colour scale, or one trace per value."""
-    if scale:
-        colour = [np.nan if v is None else float(v) for v in values]
-        fig.add_trace(_scatter(xy, f"{group} ({label})", marker | {"color": colour, "coloraxis": "coloraxis"}, custom,
-                               1))
-        return
-    text = np.array([str(v) for v in values])
-    for value in dict.fromkeys(text):
-        rows = np.flatnonzero(text == value)
-        fig.add_trace(_scatter(xy[rows], f"{group}: {label} {value}", marker | {"color": palette[value]},
-                               custom[rows], 1))
-
-
 def draw_order(groups: Sequence[str]) -> list[str]:
     """Baselines first, then the zoo, generated last: the groups that matter are drawn on top."""
     front = [g for g in ("heldout", "zoo", "generated") if g in groups]
@@ -331,29 +257,43 @@ def as_grid(vector: np.ndarray) -> np.ndarray:
     return out.reshape(rows, cols)
 
 
-def weight_heatmaps(vectors: np.ndarray, titles: Sequence[str]) -> go.Figure:
-    """Parameter vectors drawn side by side as images on one diverging colour scale (centred at 0).
+def weight_heatmaps(vectors: np.ndarray, titles: Sequence[str], own_scale: Sequence[bool] | None = None) -> go.Figure:
+    """Parameter vectors drawn side by side as images on a diverging colour scale centred at 0.
 
     As in the memorization study (arXiv 2506.07998): a generated model beside its nearest zoo
-    models; near-identical images mean the generator copied a training checkpoint.
+    models; near-identical images mean the generator copied a training checkpoint. Panels share
+    one scale (the colour bar) so they compare, except those marked in `own_scale` (a difference,
+    a vector near the zoo's mean): on a shared scale they would be blank, so each gets its own,
+    written in its title.
     """
     vectors = np.asarray(vectors, dtype=float)
     k = len(vectors)
-    finite = np.abs(vectors[np.isfinite(vectors)])
-    scale = float(np.percentile(finite, 99)) if finite.size else 1.0
-    scale = scale if scale > 0 else 1.0
-    fig = make_subplots(rows=1, cols=k, subplot_titles=list(titles), horizontal_spacing=0.02)
+    own = list(own_scale) if own_scale is not None else [False] * k
+    shared = _scale(vectors[[i for i in range(k) if not own[i]]]) if not all(own) else 1.0
+    scales = [_scale(v[None]) if own[i] else shared for i, v in enumerate(vectors)]
+    titles = [f"{t}<br>(own scale ±{scales[i]:.2g})" if own[i] else t for i, t in enumerate(titles)]
+    fig = make_subplots(rows=1, cols=k, subplot_titles=titles, horizontal_spacing=0.02)
+    first_shared = next((i for i in range(k) if not own[i]), None)
     for i, v in enumerate(vectors):
         grid = as_grid(v)
-        fig.add_trace(go.Heatmap(z=grid, zmin=-scale, zmax=scale, zmid=0, colorscale="RdBu_r", showscale=i == 0,
-                                 colorbar={"title": "value", "len": 0.9},
+        fig.add_trace(go.Heatmap(z=grid, zmin=-scales[i], zmax=scales[i], zmid=0, colorscale="RdBu_r",
+                                 showscale=i == first_shared, colorbar={"title": "value", "len": 0.9},
                                  hovertemplate="parameter %{customdata}<br>value %{z:.4f}<extra></extra>",
                                  customdata=np.arange(grid.size).reshape(grid.shape)), row=1, col=i + 1)
-        fig.update_yaxes(autorange="reversed", showticklabels=False, scaleanchor=f"x{i + 1 if i else ''}",
+        fig.update_yaxes(autorange="reversed", visible=False, scaleanchor=f"x{i + 1 if i else ''}",
                          row=1, col=i + 1)
-        fig.update_xaxes(showticklabels=False, row=1, col=i + 1)
-    fig.update_layout(**LAYOUT, height=330)
+        fig.update_xaxes(visible=False, row=1, col=i + 1)
+    fig.update_annotations(font={"size": 12})
+    fig.update_layout(**LAYOUT, height=300, plot_bgcolor="rgba(0,0,0,0)")
+    fig.update_layout(margin={"l": 10, "r": 10, "t": 60 if any(own) else 40, "b": 10})
     return fig
+
+
+def _scale(vectors: np.ndarray) -> float:
+    """The 99th percentile of |value| (a few extreme coordinates do not wash out the rest)."""
+    finite = np.abs(vectors[np.isfinite(vectors)])
+    scale = float(np.percentile(finite, 99)) if finite.size else 1.0
+    return scale if scale > 0 else 1.0
 
 
 # --------------------------------------------------------------------------- similarity
@@ -412,6 +352,9 @@ def memorization_scatter(max_iou: Mapping[str, np.ndarray], accuracy: Mapping[st
     colours = group_colours(list(max_iou))
     order = draw_order(list(max_iou))
     fig = go.Figure()
+    pick_x: list[float] = []
+    pick_y: list[float] = []
+    pick_custom: list[list] = []
     for g in order:
         iou, acc = np.asarray(max_iou[g], dtype=float), np.asarray(accuracy[g], dtype=float)
         finite = np.isfinite(iou) & np.isfinite(acc)
@@ -434,13 +377,23 @@ def memorization_scatter(max_iou: Mapping[str, np.ndarray], accuracy: Mapping[st
         listed = [" ".join(str(i) for i in idx) for _, _, idx in stacks]
         fig.add_trace(go.Scatter(
             x=[x for x, _, _ in stacks], y=[y for _, y, _ in stacks], mode="markers", name=g, legendrank=rank,
+            hoverinfo="skip", unselected={"marker": {"opacity": 0.45 if baseline else 0.8}},
             marker={"color": colours[g], "size": 7 + 3.5 * np.sqrt(counts - 1), "sizemode": "diameter",
                     "opacity": 0.45 if baseline else 0.8,
                     "symbol": "circle-open" if baseline else "circle",
-                    "line": {"width": 1.5 if baseline else 0.5, "color": colours[g] if baseline else "white"}},
-            customdata=[[g, idx[0], len(idx), text] for (_, _, idx), text in zip(stacks, listed)],
-            hovertemplate=f"<b>{g}</b>: %{{customdata[2]}} model(s)<br>#%{{customdata[3]}}<br>max IoU %{{x:.3f}}"
-                          "<br>accuracy %{y:.2f}%<extra></extra>"))
+                    "line": {"width": 1.5 if baseline else 0.5, "color": colours[g] if baseline else "white"}}))
+        pick_x += [x for x, _, _ in stacks]
+        pick_y += [y for _, y, _ in stacks]
+        pick_custom += [[g, idx[0], len(idx), text] for (_, _, idx), text in zip(stacks, listed)]
+    if mode != "density":
+        # Hover and clicks go to the nearest marker centre (see app/projector.py: plotly ranks points inside
+        # several markers by marker size, and a stack of many models is a large marker).
+        fig.add_trace(go.Scatter(x=np.asarray(pick_x), y=np.asarray(pick_y), mode="text",
+                                 text=np.full(len(pick_x), "", dtype=object), name="pick", showlegend=False,
+                                 customdata=np.array(pick_custom, dtype=object).reshape(len(pick_custom), 4),
+                                 hovertemplate="<b>%{customdata[0]}</b>: %{customdata[2]} model(s)<br>"
+                                               "#%{customdata[3]}<br>max IoU %{x:.3f}<br>accuracy %{y:.2f}%"
+                                               "<extra></extra>"))
     picked = [(g, i) for g, i in selected if g in max_iou and 0 <= i < len(max_iou[g])]
     if picked:
         fig.add_trace(go.Scatter(
@@ -452,8 +405,27 @@ def memorization_scatter(max_iou: Mapping[str, np.ndarray], accuracy: Mapping[st
                       layer="below", annotation_text="zoo range", annotation_position="top left")
     step = f"; one test sample = {resolution:.3g} points" if resolution else ""
     fig.update_layout(**LAYOUT, height=520, xaxis_title="max IoU to any zoo model (1 = same mistakes)",
-                      yaxis_title=f"test accuracy (%{step})", legend=LEGEND_BELOW)
+                      yaxis_title=f"test accuracy (%{step})", hovermode="closest", hoverdistance=30,
+                      legend=LEGEND_BELOW | {"itemclick": False, "itemdoubleclick": False})
     fig.update_layout(**SELECTABLE)
+    return fig
+
+
+def overlap_figure(counts: Mapping[str, int], names: tuple[str, str]) -> go.Figure:
+    """How two models' wrong test samples overlap: one stacked bar, from the samples both get wrong
+    (with the same answer, with different answers) to those only one of them gets wrong."""
+    a, b = names
+    parts = [("both wrong, same answer", counts.get("same", 0), "#7b3294"),
+             ("both wrong, different answers", counts.get("different", 0), "#c2a5cf"),
+             (f"only {a} wrong", counts.get("only_a", 0), FIXED_COLOURS["generated"]),
+             (f"only {b} wrong", counts.get("only_b", 0), FIXED_COLOURS["zoo"])]
+    fig = go.Figure()
+    for name, count, colour in parts:
+        fig.add_trace(go.Bar(x=[count], y=[""], orientation="h", name=f"{name}: {count}", marker_color=colour,
+                             text=[count] if count else None, textposition="inside",
+                             hovertemplate=f"{name}: {count} test samples<extra></extra>"))
+    fig.update_layout(**LAYOUT, barmode="stack", height=170, xaxis_title="wrong test samples",
+                      legend={"orientation": "h", "y": 1.1, "yanchor": "bottom", "x": 0, "traceorder": "normal"})
     return fig
 
 

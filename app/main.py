@@ -22,6 +22,7 @@ PAGES = {
         st.Page("views/guided.py", title="Guided", icon=":material/tune:"),
     ],
     "How it works": [
+        st.Page("views/pipeline.py", title="The whole pipeline", icon=":material/schema:"),
         st.Page("views/autoencoder.py", title="Autoencoder", icon=":material/compress:"),
         st.Page("views/denoising.py", title="Denoising", icon=":material/blur_on:"),
         st.Page("views/glossary.py", title="Glossary", icon=":material/menu_book:"),

@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from app.figures import format_seconds
+from pdiff.judge import statements
 
 HEADLINE = [("n", "n"), ("best", "best"), ("mean", "mean"), ("median", "median"), ("min", "min"), ("std", "std"),
             ("max_iou_median", "max IoU (median)"), ("novelty_median", "novelty (median)"),
@@ -51,7 +52,7 @@ def scorecard_frame(card: Mapping[str, Mapping[str, Any]], columns: Sequence[tup
 EVIDENCE = [("median", "median acc. %", ".2f"), ("good", "good %", ".0f"),
             ("max_iou_median", "max IoU", ".3f"), ("nn_distance_median", "NN dist.", ".3g"),
             ("iou_within", "IoU within", ".3f"), ("distinct_predictions", "distinct", "d"),
-            ("nn_top_share", "top-3 NN", ".0%")]
+            ("nn_top_share", "top-3 NN", ".0%"), ("ensemble_gain", "ensemble gain", "+.2f")]
 EVIDENCE_CI = {"median": "median_ci"}
 
 
@@ -92,17 +93,30 @@ def evidence_frame(card: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows, index=pd.Index(order, name="group"), columns=columns)
 
 
-def difference_frame(differences: Sequence[Any], name_a: str, name_b: str) -> pd.DataFrame:
-    """Compare's table: one row per headline number, A, B, B - A and its 95% interval (text).
-    `differences` are pdiff.judge.comparison.Difference."""
+def difference_frame(differences: Mapping[str, Sequence[Any]], name_a: str, judged: Mapping[str, bool]
+                     ) -> pd.DataFrame:
+    """Compare's table: one row per headline number; run A's value, then for every other run B its
+    value, B − A and the 95% interval of B − A (text), and, where the two runs measure the same thing
+    (`judged[B]`), whether the change is real (the interval excludes 0). `differences`: run B ->
+    pdiff.judge.comparison.Difference list against A."""
     def fmt(value: float | None, decimals: int, sign: str = "") -> str:
         return "–" if value is None else f"{value:{sign}.{decimals}f}"
 
-    rows = [{"metric": d.label, name_a: fmt(d.a, d.decimals), name_b: fmt(d.b, d.decimals),
-             "B − A": fmt(d.diff, d.decimals, "+"),
-             "95% CI of B − A": "–" if d.ci is None else f"[{d.ci[0]:+.{d.decimals}f}, {d.ci[1]:+.{d.decimals}f}]"}
-            for d in differences]
-    return pd.DataFrame(rows, columns=["metric", name_a, name_b, "B − A", "95% CI of B − A"])
+    labels: dict[str, tuple[str, float | None, int]] = {}
+    for diffs in differences.values():
+        for d in diffs:
+            labels.setdefault(d.key, (d.label, d.a, d.decimals))
+    columns = ["metric", name_a]
+    rows = {key: {"metric": label, name_a: fmt(a, decimals)} for key, (label, a, decimals) in labels.items()}
+    for name, diffs in differences.items():
+        columns += [name, f"{name}: B − A", f"{name}: 95% CI"] + ([f"{name}: change"] if judged.get(name) else [])
+        for d in diffs:
+            row = rows[d.key]
+            row[name], row[f"{name}: B − A"] = fmt(d.b, d.decimals), fmt(d.diff, d.decimals, "+")
+            row[f"{name}: 95% CI"] = "–" if d.ci is None else f"[{d.ci[0]:+.{d.decimals}f}, {d.ci[1]:+.{d.decimals}f}]"
+            if judged.get(name):
+                row[f"{name}: change"] = statements.change_word(d.diff, d.ci) or "–"
+    return pd.DataFrame(list(rows.values()), columns=columns).fillna("–")
 
 
 def selection_frame(selected: Sequence[tuple[str, int]], accuracy: Mapping[str, Any], max_iou: Mapping[str, Any],
@@ -186,3 +200,42 @@ def fidelity_frame(card: Mapping[str, Mapping[str, Any]], space: str = "latent",
 
 def _number(value: Any) -> float:
     return float("nan") if value is None else float(value)
+
+
+def neighbour_frame(model: tuple[str, int], rows: Sequence[tuple[str, tuple[str, int]]], accuracy: Mapping[str, Any],
+                    iou: Sequence[float], l2: Sequence[float], chosen: Sequence[float], space: str) -> pd.DataFrame:
+    """The model in focus (first row) and each related model: its role, accuracy, IoU of wrong test
+    predictions with the model in focus, L2 distance over the raw parameters and distance in `space`."""
+    g, i = model
+    out = [{"role": "in focus", "model": f"{g} #{i}", "accuracy (%)": float(accuracy[g][i]), "IoU with it": 1.0,
+            "L2 distance": 0.0, f"distance ({space})": 0.0}]
+    out += [{"role": role, "model": f"{m[0]} #{m[1]}", "accuracy (%)": float(accuracy[m[0]][m[1]]),
+             "IoU with it": float(u), "L2 distance": float(d), f"distance ({space})": float(c)}
+            for (role, m), u, d, c in zip(rows, iou, l2, chosen)]
+    columns = ["role", "model", "accuracy (%)", "IoU with it", "L2 distance"]
+    return pd.DataFrame(out, columns=columns + ([] if space == "parameters" else [f"distance ({space})"]))
+
+
+def overlap_frame(overlap: Any, pred_a: Sequence[int], pred_b: Sequence[int], labels: Sequence[int],
+                  names: tuple[str, str]) -> pd.DataFrame:
+    """One row per test sample either model gets wrong (pdiff.judge.neighbours.Overlap): the shared
+    ones first, then those only one of them gets wrong."""
+    a, b = names
+    parts = [("both", overlap.both), (f"only {a}", overlap.only_a), (f"only {b}", overlap.only_b)]
+    rows = [{"test sample": int(s), "wrong by": who, "true class": int(labels[s]), f"{a} says": int(pred_a[s]),
+             f"{b} says": int(pred_b[s])} for who, samples in parts for s in samples.tolist()]
+    return pd.DataFrame(rows, columns=["test sample", "wrong by", "true class", f"{a} says", f"{b} says"])
+
+
+def model_frame(values: Mapping[str, Mapping[str, Any]], groups: Sequence[str]) -> pd.DataFrame:
+    """Every model of `groups`, one row each, with its per-model values (pdiff.judge.catalogue):
+    the projector's table. NaN where a value is undefined."""
+    columns = list(values)
+    parts = []
+    for g in groups:
+        n = len(values["accuracy"][g])
+        part = {"model": [f"{g} #{j}" for j in range(n)], "group": [g] * n, "index": list(range(n))}
+        parts.append(pd.DataFrame(part | {c: pd.array(values[c][g], dtype="float64") for c in columns}))
+    if not parts:
+        return pd.DataFrame(columns=["model", "group", "index", *columns])
+    return pd.concat(parts, ignore_index=True)

@@ -13,6 +13,7 @@ from app import data, figures, launcher, tables
 from pdiff.core import plugins
 from pdiff.core.errors import ConfigError, RunError
 from pdiff.core.rundir import RunDir, safe_run_path, skipped_runs
+from pdiff.judge import statements
 
 RUN_KEY, PENDING_KEY = "run", "_select_run"
 WARNING = ":material/warning:"
@@ -33,6 +34,15 @@ def intro(text: str) -> None:
 def number(value: float | None, fmt: str) -> str:
     """A metric's text; undefined values (None in the scorecard) show as a dash."""
     return "–" if value is None else format(value, fmt)
+
+
+def delta(difference: float | None, decimals: int, what: str) -> dict:
+    """st.metric's delta keywords for a difference: its signed text, the arrow from its sign (none when
+    it rounds to zero at the decimals shown), grey: an arrow never points up beside a smaller number."""
+    if difference is None:
+        return {}
+    return {"delta": f"{statements.signed(difference, decimals)} {what}",
+            "delta_arrow": statements.arrow(difference, decimals), "delta_color": "off"}
 
 
 @contextlib.contextmanager

@@ -21,8 +21,8 @@ from app import launcher
 from pdiff.core.rundir import RunDir, read_json, write_json
 
 MAIN = str(REPO / "app" / "main.py")
-CHARTS = {"overview": 1, "accuracy": 1, "similarity": 4, "latent": 3, "autoencoder": 3, "denoising": 4, "glossary": 0,
-          "new_run": 0, "compare": 0, "guided": 0}
+CHARTS = {"overview": 1, "accuracy": 1, "similarity": 5, "latent": 3, "autoencoder": 3, "denoising": 4, "glossary": 0,
+          "new_run": 0, "compare": 0, "guided": 0, "pipeline": 1}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -63,6 +63,19 @@ def decode(values) -> np.ndarray:
 
 def metrics(at: AppTest) -> dict[str, str]:
     return {m.label: m.value for m in at.metric}
+
+
+def arrows_follow_signs(at: AppTest) -> None:
+    """Every metric's arrow is the sign of the difference its delta shows (none for a zero)."""
+    from streamlit.proto.Metric_pb2 import Metric
+
+    for m in at.metric:
+        if not m.proto.delta:
+            continue
+        number = float(m.proto.delta.split()[0].replace("−", "-"))
+        expected = Metric.MetricDirection.UP if number > 0 else Metric.MetricDirection.DOWN if number < 0 \
+            else Metric.MetricDirection.NONE
+        assert m.proto.direction == expected, (m.label, m.proto.delta, m.proto.direction)
 
 
 def frame(at: AppTest, *columns: str):
@@ -115,12 +128,14 @@ def test_overview_shows_the_scorecard(monkeypatch, root):
     assert shown["Generated median accuracy"] == f"{card['generated']['median']:.2f}%"
     gen = card["generated"]
     assert shown["Generated: distinct predictions"] == f"{gen['distinct_predictions']} of {gen['n']}"
-    table = frame(at, "max IoU (median)", "ensemble gain")
-    assert list(table.index) == list(card)
-    for group, row in card.items():
-        for key, title in (("median", "median"), ("best", "best"), ("max_iou_median", "max IoU (median)"),
-                           ("nn_distance_median", "NN distance (median)")):
-            assert table.loc[group, title] == pytest.approx(row[key])
+    delta = next(m for m in at.metric if m.label == "Generated: distinct predictions").proto.delta
+    assert delta.startswith(f"{gen['distinct_predictions'] - gen['zoo_distinct_same_n']:+.0f}".replace("-", "−")
+                            .replace("+0", "0"))
+    arrows_follow_signs(at)
+    table = frame(at, "median acc. %", "ensemble gain")  # one table of every group, not two
+    assert list(table.index)[:2] == ["generated", "zoo"] and set(table.index) == set(card)
+    assert table.loc["zoo", "ensemble gain"] == f"{card['zoo']['ensemble_gain']:+.2f}"
+    assert not any({"max IoU (median)", "best"} <= set(d.value.columns) for d in at.dataframe)
     config = frame(at, "key", "value", "changed").set_index("key")["value"].to_dict()
     assert json.loads(config["collect.num_checkpoints"]) == TINY_OVERRIDES["collect.num_checkpoints"]
     diagram = next(c for c in charts(at) if "text" in c["data"][0])  # after the ruler
@@ -147,7 +162,7 @@ def test_fidelity_tables_equal_the_runs_scorecard(monkeypatch, root):
 
 
 def test_the_verdict_shown_is_the_one_computed_from_the_runs_files(monkeypatch, root):
-    from pdiff.judge.verdict import verdict
+    from pdiff.judge.verdict import verdict, zone
 
     at = show(open_app(monkeypatch, root), "overview")
     card, ruler = _card(root / "tiny"), _ruler(root / "tiny")  # straight from analysis.safetensors
@@ -164,6 +179,18 @@ def test_the_verdict_shown_is_the_one_computed_from_the_runs_files(monkeypatch, 
     assert f"{zoo['median']:.2f}%" in aspects["accuracy"]
     assert f"make {gen['distinct_predictions']} different sets" in aspects["diversity"]
     assert at.get("plotly_chart")  # the ruler
+    notes = [a for c in charts(at) for a in c["layout"].get("annotations", []) if a.get("text", "").startswith("answer:")]
+    if expected.position is None:
+        assert notes == []
+    else:  # the figure marks the very number the words were read from
+        ruler_chart = next(c for c in charts(at) if any(t.get("name") == "generated" and t.get("error_x")
+                                                        for t in c["data"]))
+        gen_trace = next(t for t in ruler_chart["data"] if t.get("name") == "generated")
+        xs = dict(zip(gen_trace["y"], decode(gen_trace["x"]).tolist()))
+        assert [(n["x"], n["y"], n["text"]) for n in notes] == [(expected.position, expected.decided_by,
+                                                                 f"answer: {expected.answer}")]
+        assert xs[expected.decided_by] == pytest.approx(expected.position)
+        assert zone(xs[expected.decided_by]) == expected.answer
     evidence = frame(at, "median acc. %", "max IoU", "distinct")
     assert list(evidence.index)[:2] == ["generated", "zoo"]
     lo, hi = gen["median_ci"]
@@ -197,51 +224,124 @@ def _select(at: AppTest, key: str, *points: list) -> AppTest:
     return at
 
 
+def _pick(chart: dict) -> dict:
+    return next(t for t in chart["data"] if t.get("name") == "pick")
+
+
 def test_latent_page_neighbours_and_projection(monkeypatch, root):
     at = show(open_app(monkeypatch, root), "latent")
     tensors, meta = RunDir(root / "tiny").load("analysis.safetensors")
     evaluation, _ = RunDir(root / "tiny").load("evaluation.safetensors")
-    scatter = {t["name"]: t for t in charts(at)[0]["data"]}
-    np.testing.assert_allclose(decode(scatter["generated"]["x"]), tensors["generated.params_pca"][:, 0].numpy())
+    pick = _pick(charts(at)[0])
+    custom = [tuple(c[:2]) for c in pick["customdata"]]
+    assert len(custom) == sum(meta["sizes"])  # every model of the groups shown can be clicked
+    row = custom.index(("zoo", 5))
+    assert decode(pick["x"])[row] == pytest.approx(tensors["zoo.params_pca"][5, 0].item(), rel=1e-6)
     assert charts(at)[0]["layout"]["dragmode"] == "zoom"  # so that a click selects
+    # it opens on the generated model most like a training checkpoint
+    iou = tensors["generated.max_iou"].numpy()
     index = at.selectbox(key="lat_pick_index").value
-    assert index == int(evaluation["generated.accuracy"].argmax())  # best first
-    table = frame(at, "IoU with selected")
-    neighbours = tensors["generated.neighbours"][index].tolist()
-    assert table["model"].tolist() == [f"generated #{index}"] + [f"zoo #{j}" for j in neighbours]
+    assert at.selectbox(key="lat_pick_group").value == "generated" and iou[index] == iou.max()
+    assert at.query_params["model"] in (f"generated:{index}", [f"generated:{index}"])
+    table = frame(at, "IoU with it", "role")
+    errs = int(tensors["generated.max_iou_index"][index])
+    assert table["role"].tolist()[:2] == ["in focus", "errs like (max IoU)"]
+    assert table["model"].tolist()[1] == f"zoo #{errs}"
+    assert table["IoU with it"][1] == pytest.approx(iou[index], rel=1e-6)  # the analysis' own number
+    nearest = [m for r, m in zip(table["role"], table["model"]) if r.startswith("nearest")]
+    assert nearest == [f"zoo #{j}" for j in tensors["generated.neighbours"][index].tolist()]  # = the analysis' L2 nn
     expected = [evaluation["generated.accuracy"][index].item()]
-    expected += [evaluation["zoo.accuracy"][j].item() for j in neighbours]
-    np.testing.assert_allclose(table["accuracy (%)"], expected, rtol=1e-6)
-    offset = sum(meta["sizes"][:meta["groups"].index("generated")])
-    iou = tensors["iou"][offset + index, neighbours].numpy()
-    np.testing.assert_allclose(table["IoU with selected"][1:], iou, rtol=1e-6)
-    assert len(charts(at)[1]["data"]) == 4  # the model and its three nearest zoo models
+    np.testing.assert_allclose(table["accuracy (%)"][0], expected, rtol=1e-6)
+    assert any(m.value.startswith("**Errs like.** generated #") and f"zoo #{errs} with IoU {iou[index]:.3f}" in m.value
+               for m in at.markdown)
+    titles = charts(at)[1]["layout"]["annotations"]
+    assert titles[1]["text"].startswith(f"errs like (max IoU)<br>zoo #{errs}:")
 
-    # a click on a zoo point in the chart picks that model
+    at.slider(key="lat_k").set_value(5).run()
+    assert sum(r.startswith("nearest") for r in frame(at, "IoU with it", "role")["role"]) == 5
+    at.radio(key="lat_space").set_value("predictions").run()
+    table = frame(at, "IoU with it", "distance (predictions)")
+    rows = table[table["role"].str.startswith("nearest")]
+    np.testing.assert_allclose(rows["distance (predictions)"], 1 - rows["IoU with it"], atol=1e-6)
+    assert rows["IoU with it"].tolist() == sorted(rows["IoU with it"], reverse=True)
+    at.radio(key="lat_space").set_value("latents").run()
+    assert "distance (latents)" in frame(at, "IoU with it", "role").columns
+    marks = [t["name"] for t in charts(at)[0]["data"]]
+    assert f"errs like: zoo #{errs}" in marks and "5 nearest checkpoints (latents)" in marks
+
+    # a click on a zoo point in the chart puts that model in focus, here and in the address
     _select(at, "lat_chart", ["zoo", 3, 0.0, 0.0])
     assert (at.selectbox(key="lat_pick_group").value, at.selectbox(key="lat_pick_index").value) == ("zoo", 3)
-    assert frame(at, "IoU with selected")["model"].tolist()[0] == "zoo #3"
-    # a box around several: the generated models lead, every picked model is listed
+    assert frame(at, "IoU with it", "role")["model"].tolist()[0] == "zoo #3"
+    assert at.query_params["model"] in ("zoo:3", ["zoo:3"])
+    star = next(t for t in charts(at)[0]["data"] if t["name"].startswith("in focus"))
+    assert star["name"] == "in focus: zoo #3"
+    # a box around several: the generated models lead, every picked model is listed and ringed
     _select(at, "lat_chart", ["zoo", 5, 0.0, 0.0], ["generated", 2, 0.0, 0.0], ["generated", 7, 0.0, 0.0])
     assert (at.selectbox(key="lat_pick_group").value, at.selectbox(key="lat_pick_index").value) == ("generated", 2)
     picked = frame(at, "nearest zoo model")
     assert picked["model"].tolist() == ["generated #2", "generated #7", "zoo #5"]
     nn = tensors["generated.nn_index"][7].item()
     assert picked.set_index("model").loc["generated #7", "nearest zoo model"] == f"zoo #{nn}"
+    assert len(decode(next(t for t in charts(at)[0]["data"] if t["name"] == "selected")["x"])) == 3
 
-    at.selectbox(key="lat_pick_group").set_value("generated").run()
-    other = at.selectbox(key="lat_pick_index").options[-1]
-    at.selectbox(key="lat_pick_index").set_value(int(other.split(":")[0][1:])).run()
-    at.radio(key="lat_space").set_value("latents").run()
-    at.radio(key="lat_colour").set_value("accuracy").run()
-    at.toggle(key="lat_diff").set_value(True).run()
+    # search by id, a clear word for an id that is not there
+    at.text_input(key="lat_find").set_value("gen 4").run()
+    assert (at.selectbox(key="lat_pick_group").value, at.selectbox(key="lat_pick_index").value) == ("generated", 4)
+    at.text_input(key="lat_find").set_value("nothing 99").run()
+    assert any("No model 'nothing 99'" in c.value for c in at.caption)
+    assert at.selectbox(key="lat_pick_index").value == 4
+
+    # colour by any per-model value
+    from pdiff.judge.catalogue import COLUMNS, LABELS
+
+    for column in COLUMNS:
+        at.selectbox(key="lat_colour").set_value(column).run()
+        assert not at.exception and not at.error, column
+        assert charts(at)[0]["layout"]["coloraxis"]["colorbar"]["title"]["text"] == LABELS[column]
+    at.radio(key="lat_space_map").set_value("latents").run()
     assert not at.exception and not at.error
     scatter = {t["name"]: t for t in charts(at)[0]["data"]}
-    np.testing.assert_allclose(decode(scatter["zoo"]["y"]), tensors["zoo.latent_pca"][:, 1].numpy())
+    np.testing.assert_allclose(decode(scatter["zoo"]["y"]), tensors["zoo.latent_pca"][:, 1].numpy(), rtol=1e-6)
     landing = next(c for c in charts(at) if c["data"] and c["data"][0]["type"] == "bar")
     counts = np.bincount(tensors["generated.nn_index"].numpy(), minlength=meta["sizes"][0])
     bars = dict(zip(decode(landing["data"][0]["x"]).tolist(), decode(landing["data"][0]["y"]).tolist()))
     assert bars == {i: int(c) for i, c in enumerate(counts) if c}
+
+
+def test_the_model_table_selects_on_click_and_the_focus_follows_to_similarity(monkeypatch, root):
+    at = show(open_app(monkeypatch, root), "latent")
+    table = frame(at, "model", "max IoU", "errs like zoo #")
+    assert len(table) == sum(RunDir(root / "tiny").load("analysis.safetensors")[1]["sizes"])
+    at.text_input(key="lat_table_filter").set_value("fresh").run()
+    table = frame(at, "model", "max IoU", "errs like zoo #")
+    assert set(table["group"]) == {"fresh"}
+    at.session_state["lat_table"] = {"selection": {"rows": [4], "columns": [], "cells": []}}
+    at.run()
+    assert (at.selectbox(key="lat_pick_group").value, at.selectbox(key="lat_pick_index").value) == ("fresh", 4)
+    at = show(at, "similarity")  # the model in focus is the same on the next page
+    assert (at.selectbox(key="sim_pick_group").value, at.selectbox(key="sim_pick_index").value) == ("fresh", 4)
+    ring = next(t for t in charts(at)[0]["data"] if t["name"] == "selected")
+    tensors, _ = RunDir(root / "tiny").load("analysis.safetensors")
+    assert decode(ring["x"])[0] == pytest.approx(tensors["fresh.max_iou"][4].item(), rel=1e-6)
+
+
+def test_a_link_with_a_model_opens_on_it(monkeypatch, root):
+    monkeypatch.setenv("PDIFF_RUNS", str(root))
+    monkeypatch.setenv("PDIFF_AUTOSTART", "0")
+    at = AppTest.from_file(MAIN, default_timeout=120)
+    at.query_params["run"] = "tiny"
+    at.query_params["model"] = "copies:2"
+    at.run()
+    at = show(at, "latent")
+    assert (at.selectbox(key="lat_pick_group").value, at.selectbox(key="lat_pick_index").value) == ("copies", 2)
+    at.query_params["model"] = "copies:999"  # not a model of this run: the page opens on its default
+    at2 = AppTest.from_file(MAIN, default_timeout=120)
+    at2.query_params["run"] = "tiny"
+    at2.query_params["model"] = "copies:999"
+    at2.run()
+    at2 = show(at2, "latent")
+    assert at2.selectbox(key="lat_pick_group").value == "generated" and not at2.error
 
 
 def test_the_download_exports_the_model_in_focus_at_its_recorded_accuracy(monkeypatch, root):
@@ -284,33 +384,50 @@ def test_similarity_page_numbers(monkeypatch, root):
     assert shown["zoo: median max IoU to zoo"] == f"{card['zoo']['max_iou_median']:.3f}"
     tensors, meta = RunDir(root / "tiny").load("analysis.safetensors")
     evaluation, _ = RunDir(root / "tiny").load("evaluation.safetensors")
-    scatter, _weights, hist, heatmap = charts(at)
+    scatter, _weights, overlap_chart, hist, heatmap = charts(at)
     z = np.asarray(heatmap["data"][0]["z"], dtype=float) if isinstance(heatmap["data"][0]["z"], list) \
         else decode(heatmap["data"][0]["z"])
     cap = at.slider(key="sim_cap").value
     first = tensors["iou"][:min(cap, meta["sizes"][0]), :min(cap, meta["sizes"][0])].numpy()
     np.testing.assert_allclose(z[: len(first), : len(first)], first, rtol=1e-6)
     # the memorization plot: every generated model is in exactly one marker, at its (max IoU, accuracy)
-    gen = next(t for t in scatter["data"] if t["name"] == "generated")
+    pick = _pick(scatter)
+    gen = [(x, y, c) for x, y, c in zip(decode(pick["x"]), decode(pick["y"]), pick["customdata"]) if c[0] == "generated"]
     iou, acc = tensors["generated.max_iou"].numpy(), evaluation["generated.accuracy"].numpy()
-    members = [[int(i) for i in c[3].split()] for c in gen["customdata"]]
+    members = [[int(i) for i in c[3].split()] for _, _, c in gen]
     assert sorted(i for m in members for i in m) == list(range(len(iou)))
-    for x, y, m in zip(decode(gen["x"]), decode(gen["y"]), members):
+    for (x, y, _), m in zip(gen, members):
         np.testing.assert_allclose(iou[m], x, rtol=1e-6)
         np.testing.assert_allclose(acc[m], y, rtol=1e-6)
-    assert [t["name"] for t in scatter["data"]][-2:] == ["generated", "selected"]  # on top of zoo and baselines
+    assert [t["name"] for t in scatter["data"]][-3:] == ["generated", "pick", "selected"]  # over zoo and baselines
     names = [t["name"] for t in hist["data"]]
     assert names == ["generated -> zoo", "zoo -> zoo"]
     np.testing.assert_allclose(decode(hist["data"][0]["x"]), tensors["generated.nn_distance"].numpy())
     # the model in focus by default: the generated model most like a training checkpoint
-    assert at.selectbox(key="sim_pick_index").value == int(np.argmax(iou))
+    index = at.selectbox(key="sim_pick_index").value
+    assert iou[index] == iou.max()
+    # its shared mistakes with the checkpoint it errs like: the counts are the predictions'
+    predictions, labels = evaluation["generated.predictions"][index], evaluation["labels"]
+    errs = int(tensors["generated.max_iou_index"][index])
+    other = evaluation["zoo.predictions"][errs]
+    both = ((predictions != labels) & (other != labels)).sum().item()
+    same = ((predictions != labels) & (other == predictions)).sum().item()
+    bars = [decode(t["x"])[0] for t in overlap_chart["data"]]
+    assert bars == [same, both - same, ((predictions != labels) & (other == labels)).sum().item(),
+                    ((predictions == labels) & (other != labels)).sum().item()]
+    shared = frame(at, "test sample", "wrong by")
+    assert (shared["wrong by"] == "both").sum() == both
+    assert any(f"IoU of the two sets of wrong test samples: {iou[index]:.3f}" in c.value for c in at.caption)
+    at.selectbox(key="sim_partner").set_value(at.selectbox(key="sim_partner").options[1]).run()  # the fresh twin
+    assert not at.exception and not at.error
     # clicking a stacked marker selects every model in it
-    stack = max(gen["customdata"], key=lambda c: c[2])
+    stack = max((c for _, _, c in gen), key=lambda c: c[2])
     _select(at, "sim_scatter", stack)
     listed = [int(i) for i in stack[3].split()]
     if len(listed) > 1:
         assert frame(at, "nearest zoo model")["model"].tolist() == [f"generated #{i}" for i in listed]
     assert at.selectbox(key="sim_pick_index").value == listed[0]
+    arrows_follow_signs(at)
     at.radio(key="sim_scatter_mode").set_value("density").run()
     assert not at.exception and not at.error
 
@@ -324,7 +441,7 @@ def test_denoising_page(monkeypatch, root):
     assert at.select_slider(key="den_step").value == steps[0]  # the page opens at pure noise
     assert metrics(at)["decoding pure noise (median)"] == f"{np.median(evaluation['decoder-only.accuracy']):.2f}%"
     story = next(m.value for m in at.markdown if m.value.startswith("**What to expect.**"))
-    assert f"scores {acc[0].mean():.1f}% on average" in story
+    assert f"scores {acc[0].mean():.2f}% on average" in story
     for step in (steps[0], steps[len(steps) // 2]):
         at.select_slider(key="den_step").set_value(step).run()
         current = steps.index(step)
@@ -383,24 +500,54 @@ def test_compare_page(monkeypatch, root):
     at = show(open_app(monkeypatch, root, run="tiny"), "compare")
     assert not at.error
     at.selectbox(key="cmp_a").set_value("tiny").run()
-    at.selectbox(key="cmp_b").set_value("tiny-seed1").run()
+    at.multiselect(key="cmp_b").set_value(["tiny-seed1"]).run()
     assert at.selectbox(key="cmp_group").value == "generated"
+    assert not at.warning  # the same dataset, target, classifier and sizes
     diff = frame(at, "key", "tiny", "tiny-seed1")
     assert diff.to_dict("records") == [{"key": "data.root", "tiny": '"data"', "tiny-seed1": '"elsewhere"'}]
-    assert [t["name"] for t in charts(at)[0]["data"]] == ["tiny", "tiny-seed1"]
+    violins = next(c for c in charts(at) if c["data"] and c["data"][0]["type"] == "violin")
+    assert [t["name"] for t in violins["data"]] == ["tiny", "tiny-seed1"]
     a, b = _card(root / "tiny")["generated"], gen
-    table = frame(at, "metric", "B − A").set_index("metric")
+    table = frame(at, "metric", "tiny-seed1: B − A").set_index("metric")
     row = table.loc["median accuracy (%)"]
-    assert (row["A: tiny"], row["B: tiny-seed1"]) == (f"{a['median']:.2f}", f"{b['median']:.2f}")
-    assert row["B − A"] == "+1.00"
+    assert (row["tiny"], row["tiny-seed1"]) == (f"{a['median']:.2f}", f"{b['median']:.2f}")
+    assert row["tiny-seed1: B − A"] == "+1.00"
     lo, hi = mover(a["median"], a["median_ci"], b["median"], b["median_ci"])
-    assert row["95% CI of B − A"] == f"[{lo:+.2f}, {hi:+.2f}]"
-    assert table.loc["max IoU to the zoo (median)", "B − A"] == f"{b['max_iou_median'] - a['max_iou_median']:+.3f}"
-    assert table.loc["mean accuracy (%)", "B − A"] == "+0.00"  # unchanged
+    assert row["tiny-seed1: 95% CI"] == f"[{lo:+.2f}, {hi:+.2f}]"
+    assert row["tiny-seed1: change"] == ("real change" if lo > 0 or hi < 0 else "within noise")
+    assert table.loc["max IoU to the zoo (median)", "tiny-seed1: B − A"] == \
+        f"{b['max_iou_median'] - a['max_iou_median']:+.3f}"
+    assert table.loc["mean accuracy (%)", "tiny-seed1: B − A"] == "+0.00"  # unchanged
+    assert table.loc["mean accuracy (%)", "tiny-seed1: change"] == "within noise"
     for metric in ("good models (%)", "novelty (median)", "NN distance to the zoo (median)", "IoU within the group"):
-        assert table.loc[metric, "95% CI of B − A"].startswith("["), metric  # every headline number has one
+        assert table.loc[metric, "tiny-seed1: 95% CI"].startswith("["), metric  # every headline number has one
     at.selectbox(key="cmp_group").set_value("zoo").run()
-    assert frame(at, "metric", "B − A").set_index("metric").loc["median accuracy (%)", "B − A"] == "+0.00"
+    assert frame(at, "metric", "tiny-seed1: B − A").set_index("metric").loc["median accuracy (%)",
+                                                                            "tiny-seed1: B − A"] == "+0.00"
+
+
+def test_compare_refuses_to_judge_runs_that_measure_different_things(monkeypatch, root):
+    """Another dataset or zoo size: a notice, the numbers side by side, and no "real change"; three runs."""
+    small = clone_run(root / "tiny", root, "small-zoo")
+    tensors, meta = RunDir(small).load("analysis.safetensors")
+    meta["scorecard"]["zoo"]["n"] = 5  # as if its zoo had 5 checkpoints
+    meta["scorecard"]["generated"]["median"] += 10.87
+    RunDir(small).save("analysis.safetensors", tensors, meta)
+    clone_run(root / "tiny", root, "twin")
+    at = show(open_app(monkeypatch, root, run="tiny"), "compare")
+    at.selectbox(key="cmp_a").set_value("tiny").run()
+    at.multiselect(key="cmp_b").set_value(["small-zoo", "twin"]).run()
+    assert not at.exception and not at.error
+    notices = [w.value for w in at.warning]
+    assert len(notices) == 1 and "**tiny** and **small-zoo** do not measure the same thing" in notices[0]
+    assert "training checkpoints in the zoo: 20 vs 5" in notices[0]
+    table = frame(at, "metric", "small-zoo: B − A")
+    assert "small-zoo: change" not in table.columns and "twin: change" in table.columns  # twin is comparable
+    assert table.set_index("metric").loc["median accuracy (%)", "small-zoo: B − A"] == "+10.87"
+    ruler = next(c for c in charts(at) if any(t.get("error_x") for t in c["data"]))
+    assert {t["name"] for t in ruler["data"] if t.get("error_x")} <= {"tiny", "small-zoo", "twin"}
+    violins = next(c for c in charts(at) if c["data"] and c["data"][0]["type"] == "violin")
+    assert [t["name"] for t in violins["data"]] == ["tiny", "small-zoo", "twin"]
 
 
 # --------------------------------------------------------------------------- new run form
@@ -642,3 +789,39 @@ def test_launched_run_finishes_and_fills_the_pages(monkeypatch, tmp_path):
     for page in ("overview", "latent", "denoising"):
         show(at, page)
         assert not at.error
+
+
+# --------------------------------------------------------------------------- teaching
+
+
+def test_the_pipeline_page_says_what_is_generated_and_what_is_frozen(monkeypatch, root):
+    from pdiff.pipeline.anatomy import anatomy
+    from pdiff.pipeline.runner import load_run_config
+
+    at = show(open_app(monkeypatch, root), "pipeline")
+    run = RunDir(root / "tiny")
+    sizes = anatomy(run, load_run_config(run))
+    text = next(m.value for m in at.markdown if m.value.startswith("**Only part of the classifier is generated.**"))
+    assert f"the generator makes {sizes.target_params:,}" in text and f"The other {sizes.frozen_params:,}" in text
+    assert "`bn2.weight` (32)" in text and "`head.weight` (320)" in text
+    notes = " ".join(a["text"] for a in charts(at)[0]["layout"]["annotations"] if a.get("text"))
+    assert f"{sizes.zoo} checkpoints" in notes and f"frozen backbone {sizes.frozen_params:,}" in notes
+    words = " ".join(m.value for m in at.markdown)
+    for term in ("autoencoder", "latent", "diffusion", "x0-prediction", "timestep", "guidance", "UMAP", "fresh SGD",
+                 "copies", "the ruler"):
+        assert f"**{term}**" in words, term
+
+
+def test_the_glossary_page_shows_words_not_keys(monkeypatch, root):
+    import re
+
+    at = show(open_app(monkeypatch, root), "glossary")
+    text = re.sub(r"`[^`]*`", "", " ".join(m.value for m in at.markdown))  # config keys in backticks are fine
+    assert re.findall(r"\b[a-z]+(?:_[a-z0-9]+)+\b", text) == []
+    assert "**the zoo's distinct predictions at the same count**" in text and "**x0-prediction**" in text
+
+
+def test_no_metric_on_any_page_points_its_arrow_against_its_sign(monkeypatch, root):
+    at = open_app(monkeypatch, root)
+    for page in ("overview", "similarity", "autoencoder", "denoising"):
+        arrows_follow_signs(show(at, page))

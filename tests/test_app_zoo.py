@@ -10,13 +10,13 @@ import pytest
 from streamlit.testing.v1 import AppTest
 from test_import import write_zoo, zoo_config
 
-from app import figures
+from app import projector
 from pdiff.core.config import DataConfig
 from pdiff.pipeline.runner import run_pipeline
 from pdiff.zoo.datasets import load_dataset
 
 MAIN = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
-SHOWN = {"overview": 1, "accuracy": 1, "similarity": 4, "latent": 2}  # pages with charts, and how many
+SHOWN = {"overview": 1, "accuracy": 1, "similarity": 5, "latent": 2}  # pages with charts, and how many
 NEED_A_GENERATOR = ("autoencoder", "denoising", "guided")
 
 
@@ -63,9 +63,10 @@ def test_the_overview_names_nothing_to_judge_and_the_runs(monkeypatch, root):
 
 def test_the_latent_map_is_coloured_by_the_imported_metadata(monkeypatch, root):
     at = open_page(monkeypatch, root, "latent")
-    assert at.radio(key="lat_space").options == ["parameters"]  # no autoencoder, no latents
-    assert {"run", "step", "optimizer"} <= set(at.radio(key="lat_colour").options)
-    at.radio(key="lat_colour").set_value("run").run()
+    assert at.radio(key="lat_space_map").options == ["parameters"]  # no autoencoder, no latents
+    assert at.radio(key="lat_space").options == ["parameters", "predictions"]  # the neighbours' spaces too
+    assert {"run (metadata)", "optimizer (metadata)", "SGD step"} <= set(at.selectbox(key="lat_colour").options)
+    at.selectbox(key="lat_colour").set_value("run").run()
     assert not at.exception
     names = [t["name"] for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]]
     # three training runs and the held-out one (fresh), one trace per run value
@@ -75,11 +76,12 @@ def test_the_latent_map_is_coloured_by_the_imported_metadata(monkeypatch, root):
 def test_projection_scatter_colours_by_a_label_with_one_trace_per_value():
     points = {"zoo": np.zeros((4, 2)), "generated": np.ones((2, 2))}
     accuracy = {"zoo": np.full(4, 90.0), "generated": np.full(2, 80.0)}
-    fig = figures.projection_scatter(points, accuracy, colour_by="run", labels={"zoo": ["a", "b", "a", "b"]})
+    fig = projector.projection_scatter(points, {"zoo": ["a", "b", "a", "b"]}, "run", accuracy)
     traces = {t.name: t for t in fig.data}
-    assert [row[1] for row in traces["zoo: run a"].customdata] == [0, 2]  # the model indices survive the split
-    assert traces["generated"].marker.color == "#c7c7c7"  # a group without the label is grey
+    assert len(traces["zoo: run a"].x) == len(traces["zoo: run b"].x) == 2
+    pick = traces[projector.PICK]
+    assert [row[3] for row in pick.customdata if row[0] == "zoo"] == ["a", "b", "a", "b"]  # each model keeps its value
+    assert traces["generated (no value)"].marker.color == projector.NO_VALUE  # a group without the label is grey
     steps = {"zoo": list(range(40))}
-    fig = figures.projection_scatter({"zoo": np.zeros((40, 2))}, {"zoo": np.zeros(40)}, colour_by="step",
-                                     labels=steps)
-    assert len(fig.data) == 1 and fig.layout.coloraxis.colorbar.title.text == "step"  # many numbers: a scale
+    fig = projector.projection_scatter({"zoo": np.zeros((40, 2))}, steps, "step", {"zoo": np.zeros(40)})
+    assert fig.layout.coloraxis.colorbar.title.text == "step"  # numbers: a colour scale

@@ -28,25 +28,26 @@ SCREENSHOTS = REPO / "tests" / "screenshots"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
                  "--no-first-run", "--disable-component-update", "--disable-sync"]
 # (url path, screenshot name, how many charts the page draws at least)
-PAGES = [("", "overview", 1), ("accuracy", "accuracy", 1), ("similarity", "similarity", 4), ("latent", "latent", 3),
-         ("autoencoder", "autoencoder", 3), ("denoising", "denoising", 4), ("glossary", "glossary", 0),
-         ("new_run", "new_run", 0), ("compare", "compare", 1), ("guided", "guided", 0)]
+PAGES = [("", "overview", 1), ("accuracy", "accuracy", 1), ("similarity", "similarity", 5), ("latent", "latent", 3),
+         ("pipeline", "pipeline", 1), ("autoencoder", "autoencoder", 3), ("denoising", "denoising", 4),
+         ("glossary", "glossary", 0), ("new_run", "new_run", 0), ("compare", "compare", 2), ("guided", "guided", 0)]
 # A run that stays in its first stage long enough to be watched and cancelled.
 # (digits trains 30 epochs in about 2 s; 20,000 autoencoder steps take minutes: the test cancels long before.)
 LONG_RUN = ["classifier.epochs=150", "autoencoder.steps=20000", "diffusion.steps=30", "diffusion.timesteps=100",
             "sample.num_models=10", "baselines.num_models=8", "analysis.umap=false"]
-# Each dot of the first chart on the page: [its model's index (customdata[1]; a stacked marker's first model),
-# x, y, distance to the nearest other dot in pixels], the most isolated first.
-DOTS_JS = """(name) => {
+# Each dot of the first chart on the page, from the figure itself: the pick trace (every visible model, at
+# the centre of its dot) converted to page pixels with the axes' own data-to-pixel maps:
+# [group, index (a stacked marker's first model), x, y, pixels to the nearest other dot], the most isolated first.
+DOTS_JS = """(group) => {
   const gd = document.querySelector('.js-plotly-plot');
-  const i = gd.data.findIndex(t => t.name === name);
-  const centre = p => { const r = p.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; };
-  const all = [...gd.querySelectorAll('.scatterlayer path.point')].map(centre);
-  const mine = [...gd.querySelectorAll('.scatterlayer .trace')[i].querySelectorAll('path.point')].map(centre);
-  return mine.map(([x, y], j) => [gd.data[i].customdata[j][1], x, y,
-                                   Math.min(...all.filter(([a, b]) => a !== x || b !== y)
-                                                  .map(([a, b]) => Math.hypot(a - x, b - y)))])
-             .sort((p, q) => q[3] - p[3]);
+  const pick = gd._fullData.find(t => t.name === 'pick');  // _fullData: x and y decoded from base64
+  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, r = gd.getBoundingClientRect();
+  const dots = Array.from(pick.x, (x, j) => [pick.customdata[j][0], Number(pick.customdata[j][1]),
+                                             r.left + xa._offset + xa.l2p(x), r.top + ya._offset + ya.l2p(pick.y[j])]);
+  return dots.filter(d => d[0] === group)
+             .map(([g, i, x, y]) => [g, i, x, y, Math.min(...dots.filter(d => d[2] !== x || d[3] !== y)
+                                                                .map(d => Math.hypot(d[2] - x, d[3] - y)))])
+             .sort((p, q) => q[4] - p[4]);
 }"""
 
 
@@ -197,25 +198,46 @@ def test_page_renders(browser, server, path, name, charts):
         page.close()
 
 
-def test_clicking_a_dot_in_latent_space_shows_that_model(browser, server):
+def _focus_heading(index_group: str) -> str:
+    return (f"[...document.querySelectorAll('h3')].some(h => h.innerText.startsWith('{index_group}: what it errs "
+            f"like'))")
+
+
+def test_clicking_an_isolated_generated_dot_selects_that_model(browser, server, runs_root):
+    """The dot is found from the figure's own data and axes, not from the drawing; the click lands on its
+    centre; the model it selects is that generated model, with the checkpoint it errs like and the IoU
+    the analysis stored."""
+    from pdiff.core.rundir import RunDir
+
+    tensors, _ = RunDir(runs_root / "tiny").load("analysis.safetensors")
     page = _open(browser, f"{server}/latent?run=tiny", height=1400)
     try:
         page.wait_for_selector(".js-plotly-plot", timeout=60_000)
         _wait_until_idle(page)
-        before = _subheaders(page)
+        before = _subheaders(page)[0]
         before_titles = page.evaluate(TITLES_JS)
-        assert before[0].startswith("generated #")  # the best generated model until something is clicked
-        index, x, y, gap = page.evaluate(DOTS_JS, "zoo")[0]  # the zoo dot furthest from any other dot
-        assert gap > 2
+        _, index, x, y, gap = page.evaluate(DOTS_JS, "generated")[0]  # the generated dot furthest from any
+        if before.startswith(f"generated #{index}:"):  # already in focus: take the next most isolated one
+            _, index, x, y, gap = page.evaluate(DOTS_JS, "generated")[1]
+        assert gap > 3
         page.mouse.click(x, y)
-        page.wait_for_function(f"[...document.querySelectorAll('h3')].some(h => h.innerText.startsWith('zoo #{index} '))",
-                               timeout=30_000)
+        page.wait_for_function(_focus_heading(f"generated #{index}"), timeout=30_000)
         _wait_until_idle(page)
-        assert _subheaders(page)[0] == f"zoo #{index} beside its nearest zoo models"
-        titles = page.evaluate(TITLES_JS)  # the neighbour panel's pictures: the model, then its nearest zoo models
-        assert titles[0].startswith(f"zoo #{index}: ") and len(titles) == 4 and titles != before_titles
+        assert _subheaders(page)[0] == f"generated #{index}: what it errs like and its nearest checkpoints"
+        assert f"model=generated%3A{index}" in page.url or f"model=generated:{index}" in page.url
+        errs, iou = int(tensors["generated.max_iou_index"][index]), float(tensors["generated.max_iou"][index])
+        body = page.inner_text("body")
+        assert f"generated #{index} makes the same mistakes as zoo #{errs} with IoU {iou:.3f}" in body
+        titles = page.evaluate(TITLES_JS)  # the pictures: the model, the checkpoint it errs like, ...
+        assert titles[0].startswith(f"in focus<br>generated #{index}: ") and titles != before_titles
+        assert titles[1].startswith(f"errs like (max IoU)<br>zoo #{errs}:")
+        _full_page_screenshot(page, "latent_focus")
 
-        # a box drawn with the toolbar's Box select picks several models at once
+        # a zoo dot too, then a box drawn with the toolbar's Box select picks several models at once
+        _, index, x, y, _ = page.evaluate(DOTS_JS, "zoo")[0]
+        page.mouse.click(x, y)
+        page.wait_for_function(_focus_heading(f"zoo #{index}"), timeout=30_000)
+        _wait_until_idle(page)
         page.locator(".js-plotly-plot").first.hover()
         page.locator('.js-plotly-plot .modebar-btn[data-val="select"]').first.click()
         area = page.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
@@ -237,12 +259,13 @@ def test_clicking_a_marker_of_the_memorization_plot_shows_its_models(browser, se
         _wait_until_idle(page)
         before = _subheaders(page)[1]
         assert before.startswith("generated #")
-        index, x, y, _ = page.evaluate(DOTS_JS, "zoo")[0]
+        _, index, x, y, _ = page.evaluate(DOTS_JS, "zoo")[0]
         page.mouse.click(x, y)
-        page.wait_for_function(f"[...document.querySelectorAll('h3')].some(h => h.innerText.startsWith('zoo #{index} '))",
-                               timeout=30_000)
+        page.wait_for_function(_focus_heading(f"zoo #{index}"), timeout=30_000)
         _wait_until_idle(page)
-        assert _subheaders(page)[1] == f"zoo #{index} beside its nearest zoo models"
+        assert _subheaders(page)[1] == f"zoo #{index}: what it errs like and its nearest checkpoints"
+        assert "Shared mistakes." in page.inner_text("body")
+        _full_page_screenshot(page, "similarity_focus")
     finally:
         page.close()
 
@@ -273,7 +296,8 @@ def test_dragging_the_denoising_slider_changes_the_picture_and_its_accuracy(brow
         assert new_label != label and new_label.startswith(f"x0-prediction at t={new_step}:")
         assert new_picture != picture  # the decoded parameters changed
         value = page.locator('[data-testid="stMetricValue"]').first.inner_text()
-        assert value.endswith("%") and new_label.endswith(f"{value}")  # the picture's accuracy is the metric's
+        assert value.endswith("%") and new_label.split("<br>")[0].endswith(value)  # the picture's accuracy: the metric's
+        assert "(own scale ±" in new_label  # each picture on its own scale, said in its title
     finally:
         page.close()
 

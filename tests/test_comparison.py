@@ -46,3 +46,20 @@ def test_compare_rows_every_headline_number_either_run_has():
     assert rows["max_iou_median"].diff == pytest.approx(-0.1) and rows["max_iou_median"].ci[1] < 0
     assert rows["distinct_predictions"].diff == 29 and rows["distinct_predictions"].ci is None
     assert rows["latent_spread_ratio"].a is None and rows["latent_spread_ratio"].diff is None  # only B measured fidelity
+
+
+def test_runs_that_measure_different_things_are_named_as_such():
+    """mnist1d against digits once came out as "+10.87 [10.53, 11.35]", a real change; max IoU to 200
+    checkpoints against max IoU to 20 without a word."""
+    from pdiff.judge.comparison import mismatches, run_facts
+
+    rows = {"zoo": {"n": 200, "test_samples": 540}}
+    digits = run_facts("digits", "cnn", "last-norm:1,head.*", rows)
+    assert mismatches(digits, run_facts("digits", "cnn", "last-norm:1,head.*", rows)) == []
+    other = run_facts("mnist1d", "cnn", "last-norm:1,head.*", {"zoo": {"n": 20, "test_samples": 1000}})
+    why = mismatches(digits, other)
+    assert why == ["dataset: digits vs mnist1d", "training checkpoints in the zoo: 200 vs 20",
+                   "test samples: 540 vs 1000"]
+    assert mismatches(digits, run_facts("digits", "cnn", "head.*", rows)) == [
+        "generated parameters (collect.target): last-norm:1,head.* vs head.*"]
+    assert mismatches(digits, run_facts("digits", "cnn", "last-norm:1,head.*", {"zoo": {"n": 200}})) == []  # unknown

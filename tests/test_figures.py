@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app import figures, tables
+from app import diagram, figures, projector, tables
 
 RNG = np.random.default_rng(0)
 GROUPS = {"zoo": 12, "generated": 7, "gaussian": 5}
@@ -73,27 +73,47 @@ def test_compare_accuracy_one_trace_per_run():
     assert list(fig.data[0].x) == [g for g, n in GROUPS.items() for _ in range(n)]
 
 
-@pytest.mark.parametrize("colour_by", ["group", "accuracy"])
-def test_projection_scatter(colour_by):
+@pytest.mark.parametrize("coloured", [False, True])
+def test_projection_scatter(coloured):
     points = {g: RNG.normal(size=(n, 2)) for g, n in GROUPS.items()}
-    acc, iou = _acc(), {g: RNG.uniform(0, 1, n) for g, n in GROUPS.items()}
-    fig = figures.projection_scatter(points, acc, iou, colour_by, selected=("generated", 3), neighbours=[1, 4, 5])
-    assert len(fig.data) == len(GROUPS) + 2
-    assert [t.name for t in fig.data[:3]] == ["gaussian", "zoo", "generated"]  # generated drawn on top
-    assert [t.legendrank for t in fig.data[:3]] == [3, 1, 2]  # legend keeps the given order
+    acc = _acc()
+    values = {g: RNG.uniform(0, 1, n) for g, n in GROUPS.items()} if coloured else None
+    if coloured:
+        values["gaussian"][[1, 3]] = np.nan  # models without the value are drawn grey
+    marks = [("errs like", "errs like: zoo #4", [("zoo", 4)]),
+             ("nearest", "3 nearest checkpoints (parameters)", [("zoo", 1), ("zoo", 5)])]
+    fig = projector.projection_scatter(points, values, "max IoU", acc, ("generated", 3), [("generated", 3), ("zoo", 2)],
+                                       marks, "PCA")
     traces = {t.name: t for t in fig.data}
-    for g, xy in points.items():
-        trace = traces[g]
-        np.testing.assert_array_equal(trace.x, xy[:, 0])
-        np.testing.assert_array_equal(trace.y, xy[:, 1])
-        assert trace.customdata[2][0] == g and trace.customdata[2][1] == 2
-        assert trace.customdata[2][2] == pytest.approx(acc[g][2]) and trace.customdata[2][3] == pytest.approx(iou[g][2])
-    np.testing.assert_array_equal(fig.data[-2].x, points["zoo"][[1, 4, 5], 0])
-    assert (fig.data[-1].x[0], fig.data[-1].y[0]) == tuple(points["generated"][3])
-    if colour_by == "accuracy":
-        np.testing.assert_array_equal(traces["zoo"].marker.color, acc["zoo"])
+    order = [t.name for t in fig.data]
+    assert order.index("generated") > order.index("zoo") > order.index("gaussian")  # generated drawn on top
+    for g, xy in points.items():  # every dot drawn, none taking hover (the pick trace does)
+        drawn = [t for t in fig.data if t.name in (g, f"{g} (no value)")]
+        assert sum(len(t.x) for t in drawn) == len(xy) and all(t.hoverinfo == "skip" for t in drawn)
+    pick = traces[projector.PICK]
+    assert pick.mode == "text" and not pick.showlegend  # no marker radius: hover goes to the nearest centre
+    assert len(pick.x) == sum(GROUPS.values())
+    custom = [tuple(c[:2]) for c in pick.customdata]
+    row = custom.index(("zoo", 2))
+    assert (pick.x[row], pick.y[row]) == tuple(points["zoo"][2]) and pick.customdata[row][2] == round(acc["zoo"][2], 4)
+    np.testing.assert_array_equal(traces["errs like: zoo #4"].x, points["zoo"][[4], 0])
+    assert traces["errs like: zoo #4"].marker.symbol == "diamond-open"  # the style follows the kind, not the order
+    assert traces["3 nearest checkpoints (parameters)"].marker.symbol == "circle-open"
+    np.testing.assert_array_equal(traces["3 nearest checkpoints (parameters)"].y, points["zoo"][[1, 5], 1])
+    assert list(traces["selected"].x) == [points["generated"][3][0], points["zoo"][2][0]]
+    assert (traces["in focus: generated #3"].x[0], traces["in focus: generated #3"].y[0]) == tuple(points["generated"][3])
+    if coloured:
+        np.testing.assert_array_equal(traces["zoo"].marker.color, values["zoo"])
+        assert len(traces["gaussian (no value)"].x) == 2 and traces["gaussian (no value)"].marker.color == projector.NO_VALUE
+        assert fig.layout.coloraxis.colorbar.title.text == "max IoU" and pick.customdata[row][3] is not None
         assert fig.layout.legend.y < 0 < fig.layout.coloraxis.colorbar.x  # legend below, colour bar at the right
     assert fig.layout.dragmode == "zoom" and fig.layout.clickmode == "event+select"
+    assert fig.layout.legend.itemclick is False  # groups are shown or hidden by the page's picker only
+
+
+def test_a_focus_outside_the_visible_groups_draws_no_star():
+    fig = projector.projection_scatter({"zoo": RNG.normal(size=(4, 2))}, focus=("generated", 1))
+    assert [t.name for t in fig.data] == ["zoo", projector.PICK]
 
 
 def test_grid_roundtrip_and_weight_heatmaps():
@@ -108,6 +128,13 @@ def test_grid_roundtrip_and_weight_heatmaps():
         np.testing.assert_array_equal(np.asarray(trace.z).reshape(-1)[:394], v)
         assert trace.zmin == -trace.zmax  # one diverging scale centred on 0
     assert [a.text for a in fig.layout.annotations] == ["gen", "a", "b", "c"]
+    assert len({t.zmax for t in fig.data}) == 1  # one shared scale
+    small = vectors.copy()
+    small[3] *= 0.01  # a difference, much smaller than the models: blank on the shared scale
+    fig = figures.weight_heatmaps(small, ["gen", "a", "b", "a - gen"], [False, False, False, True])
+    assert fig.data[0].zmax == fig.data[1].zmax == fig.data[2].zmax > 10 * fig.data[3].zmax
+    assert fig.layout.annotations[3].text.startswith("a - gen<br>(own scale ±")
+    assert [t.showscale for t in fig.data] == [True, False, False, False]
 
 
 def test_iou_heatmap_blocks():
@@ -128,14 +155,16 @@ def test_memorization_scatter_stacks_models_on_one_marker_and_draws_groups_in_or
            "gaussian": np.array([90.0, 91.0])}
     fig = figures.memorization_scatter(iou, acc, zoo_range=(97.5, 98.0), resolution=0.5,
                                        selected=[("generated", 3)])
-    assert [t.name for t in fig.data] == ["gaussian", "zoo", "generated", "selected"]  # generated on top
+    assert [t.name for t in fig.data] == ["gaussian", "zoo", "generated", "pick", "selected"]  # generated on top
     assert [t.legendrank for t in fig.data[:3]] == [3, 1, 2]  # the legend keeps the given order
-    gen = fig.data[2]
+    gen, pick = fig.data[2], fig.data[3]
     # five models on three distinct points: (0.9, 98) x3, (0.8, 97), (0.9, 97.5)
     assert list(gen.x) == [0.9, 0.8, 0.9] and list(gen.y) == [98.0, 97.0, 97.5]
-    assert [c[2] for c in gen.customdata] == [3, 1, 1] and gen.customdata[0][3] == "0 1 2"
     assert gen.marker.size[0] > gen.marker.size[1] == gen.marker.size[2]  # the stack of three is larger
-    assert fig.data[1].customdata[0][3] == "0 1 3"
+    assert gen.hoverinfo == "skip" and pick.mode == "text"  # clicks go to the nearest centre, not the largest marker
+    stacks = {(c[0], c[3]): (x, y, c[2]) for x, y, c in zip(pick.x, pick.y, pick.customdata)}
+    assert stacks[("generated", "0 1 2")] == (0.9, 98.0, 3) and stacks[("generated", "3")] == (0.8, 97.0, 1)
+    assert ("zoo", "0 1 3") in stacks and len(stacks) == 2 + 2 + 3
     assert (fig.data[-1].x[0], fig.data[-1].y[0]) == (0.8, 97.0)  # the selected model's ring
     assert "0.5 points" in fig.layout.yaxis.title.text
     assert fig.layout.dragmode == "zoom"  # a click selects (with dragmode "select" it would not)
@@ -263,16 +292,78 @@ def test_evidence_difference_and_selection_frames():
 
     diffs = compare_rows({"median": 90.0, "median_ci": [89.0, 91.0], "distinct_predictions": 3},
                          {"median": 92.0, "median_ci": [91.5, 92.5], "distinct_predictions": 5})
-    table = tables.difference_frame(diffs, "A: a", "B: b")
-    assert table.columns.tolist() == ["metric", "A: a", "B: b", "B − A", "95% CI of B − A"]
+    table = tables.difference_frame({"b": diffs, "c": diffs}, "a", {"b": True, "c": False})
+    assert table.columns.tolist() == ["metric", "a", "b", "b: B − A", "b: 95% CI", "b: change",
+                                      "c", "c: B − A", "c: 95% CI"]  # c measures something else: no verdict on it
     row = table.set_index("metric").loc["median accuracy (%)"]
-    assert (row["A: a"], row["B: b"], row["B − A"]) == ("90.00", "92.00", "+2.00")
+    assert (row["a"], row["b"], row["b: B − A"], row["b: change"]) == ("90.00", "92.00", "+2.00", "real change")
     lo, hi = 2 - np.hypot(0.5, 1.0), 2 + np.hypot(0.5, 1.0)
-    assert row["95% CI of B − A"] == f"[{lo:+.2f}, {hi:+.2f}]"
-    assert table.set_index("metric").loc["distinct prediction vectors", "95% CI of B − A"] == "–"
+    assert row["b: 95% CI"] == f"[{lo:+.2f}, {hi:+.2f}]"
+    distinct = table.set_index("metric").loc["distinct prediction vectors"]
+    assert distinct["b: 95% CI"] == "–" and distinct["b: change"] == "–"
 
     selected = tables.selection_frame([("generated", 1), ("zoo", 0)], {"generated": [90, 91], "zoo": [92]},
                                       {"generated": [0.5, 0.6], "zoo": [0.9]}, {"generated": [0, 3], "zoo": [-1]},
                                       {"generated": [1.0, 2.0], "zoo": [0.0]})
     assert selected["model"].tolist() == ["generated #1", "zoo #0"]
     assert selected["nearest zoo model"].tolist() == ["zoo #3", "–"]
+
+
+def test_histograms_are_one_panel_per_group_on_a_shared_axis():
+    """Six overlaid groups hid the zoo and the generated models: one panel each."""
+    acc = {g: RNG.uniform(95, 99, 20) for g in ("zoo", "fresh", "generated", "copies", "gaussian", "averaged-16")}
+    fig = figures.accuracy_distributions(acc, "histogram", (95.5, 98.5), 100 / 540)
+    assert [t.name for t in fig.data] == list(acc)
+    assert [t.xaxis for t in fig.data] == ["x", "x2", "x3", "x4", "x5", "x6"]
+    assert fig.layout.xaxis2.matches == "x6" or fig.layout.xaxis.matches == "x6"  # one shared accuracy axis
+    assert [a.text for a in fig.layout.annotations][:6] == list(acc)
+
+
+def test_ruler_figure_marks_the_position_the_verdict_read():
+    places = {"generated": {"parameters": {"position": 0.4, "ci": [0.34, 0.43]}},
+              "copies": {"parameters": {"position": 0.0, "ci": [-0.05, 0.05]}}}
+    fig = figures.ruler_figure(places, ["parameters"], (0.4, 0.8, 1.25), ["generated", "copies"],
+                               decided=("parameters", 0.4, "between"))
+    gen = next(t for t in fig.data if t.name == "generated")
+    assert list(gen.x) == [0.4] and list(gen.error_x.arrayminus) == pytest.approx([0.06])
+    note = next(a for a in fig.layout.annotations if a.text.startswith("answer:"))
+    assert (note.x, note.y, note.text) == (0.4, "parameters", "answer: between")
+
+
+def test_overlap_figure_and_frames():
+    fig = figures.overlap_figure({"same": 3, "different": 1, "only_a": 2, "only_b": 0}, ("generated #1", "zoo #4"))
+    assert [t.x[0] for t in fig.data] == [3, 1, 2, 0] and fig.layout.barmode == "stack"
+    assert fig.data[2].name == "only generated #1 wrong: 2"
+    import torch
+
+    from pdiff.judge.neighbours import wrong_overlap
+
+    labels = torch.tensor([0, 1, 2, 3])
+    overlap = wrong_overlap(torch.tensor([1, 1, 0, 3]), torch.tensor([1, 2, 2, 0]), labels)
+    frame = tables.overlap_frame(overlap, [1, 1, 0, 3], [1, 2, 2, 0], labels.tolist(), ("a", "b"))
+    assert frame["test sample"].tolist() == [0, 2, 1, 3]
+    assert frame["wrong by"].tolist() == ["both", "only a", "only b", "only b"]
+    assert frame.loc[0, "a says"] == 1 and frame.loc[0, "true class"] == 0
+    near = tables.neighbour_frame(("generated", 0), [("errs like (max IoU)", ("zoo", 1))], {"generated": [90.0],
+                                  "zoo": [91.0, 92.0]}, [0.8], [1.5], [0.2], "predictions")
+    assert near["role"].tolist() == ["in focus", "errs like (max IoU)"]
+    assert near.loc[1, "IoU with it"] == 0.8 and near.loc[1, "distance (predictions)"] == 0.2
+    values = {"accuracy": {"zoo": np.array([90.0, 91.0]), "generated": np.array([92.0])},
+              "max_iou": {"zoo": np.array([1.0, np.nan]), "generated": np.array([0.5])}}
+    models = tables.model_frame(values, ["generated", "zoo"])
+    assert models["model"].tolist() == ["generated #0", "zoo #0", "zoo #1"] and models["index"].tolist() == [0, 0, 1]
+    assert pd.isna(models.loc[2, "max_iou"]) and models.loc[0, "accuracy"] == 92.0
+
+
+def test_dataflow_diagram_writes_the_runs_sizes():
+    from pdiff.pipeline.anatomy import Anatomy
+
+    sizes = Anatomy("digits", (1, 8, 8), 10, {"train": 1131, "validation": 126, "test": 540}, "cnn", 5_322,
+                    (("bn2.weight", 32), ("bn2.bias", 32), ("head.weight", 320), ("head.bias", 10)), 200, 0, 100,
+                    "centred on the zoo's mean, one spread", "mlp", 16, 1000, "mlp", "ddpm", 1000, 100)
+    fig = diagram.dataflow_diagram(sizes)
+    text = " ".join(a.text for a in fig.layout.annotations if a.text)
+    assert "200 checkpoints<br>× 394 numbers" in text and "394 → 16" in text and "16 → 394" in text
+    assert "+ frozen backbone 4,928" in text and "generated: 394 (7.4%)<br>frozen: 4,928" in text
+    assert "540 test samples" in text and "t = 999 → 0" in text
+    assert len([s for s in fig.layout.shapes if s.type == "rect"]) == len(diagram.boxes(sizes)) == 9

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import time
 
 import pytest
 import torch
@@ -20,7 +22,7 @@ from pdiff.pipeline.runner import load_run_config, run_pipeline
 
 GUIDED = {"collect.reinit": True, "collect.optimizer": "sgd", "collect.lr": 0.01, "collect.num_checkpoints": 40,
           "classifier.epochs": 4, "diffusion.condition": "accuracy", "diffusion.steps": 400,
-          "autoencoder.steps": 150, "baselines.enabled": False}
+          "autoencoder.steps": 150}
 
 
 def conditional_net(seed: int = 0) -> MLPDenoiser:
@@ -141,9 +143,70 @@ def test_the_guided_page_asks_and_shows_what_came_out(guided_run, monkeypatch):
     shown = {m.label: m.value for m in at.metric}
     _, evaluation = Guide(guided_run, load_run_config(guided_run), torch.device("cpu")).sample(55.0, 10, 2.0)
     assert shown["Achieved median"] == f"{metrics.median(evaluation.accuracy):.2f}%"
-    assert len(at.get("plotly_chart")) == 2
+    assert len(at.get("plotly_chart")) == 3  # the ruler, the accuracies, the latent map
+    assert any(m.value.startswith("**On the ruler**") for m in at.markdown)
+    assert shown["Novelty (median)"] == f"{1 - metrics.median(_max_iou(guided_run, evaluation)):.3f}"
     at.slider(key="guided_target").set_value(100.0).run()  # far above the zoo's best: said so
     assert any("outside the zoo's range" in w.value for w in at.warning)
+    at.slider(key="guided_scale").set_value(0.0).run()  # the request is ignored: no extrapolation warning
+    assert not at.warning and any("unconditional" in i.value for i in at.info)
+    start = time.perf_counter()
+    at.slider(key="guided_scale").set_value(2.0).run()  # asked before: read from the run folder
+    assert time.perf_counter() - start < 2.0 and not at.exception
+    assert at.get("download_button")[0].label == "Download these models"
+
+
+def _max_iou(run, evaluation) -> torch.Tensor:
+    from pdiff.judge.metrics import max_iou_to_zoo, wrong_sets_iou
+    from pdiff.pipeline.loaders import load_evaluation
+
+    zoo = load_evaluation(run)
+    return max_iou_to_zoo(wrong_sets_iou(evaluation.predictions, zoo.labels, zoo.predictions["zoo"]))[0]
+
+
+def test_guided_requests_are_kept_in_the_run_folder(guided_run, tmp_path):
+    """A request is sampled and measured once; the same request again is a file read (safetensors + JSON,
+    written atomically); another seed, or a retrained denoiser, is a new answer."""
+    import os
+
+    from safetensors.torch import load
+
+    from pdiff.core.rundir import RunDir
+    from pdiff.guide import CACHE_DIR, GuidedRequest, guided_bytes, guided_samples
+    from pdiff.judge import metrics, ruler
+
+    run = RunDir(tmp_path / "run")
+    shutil.copytree(guided_run.path, run.path, ignore=shutil.ignore_patterns(CACHE_DIR))  # no earlier answers
+    built = []
+
+    def helper() -> Guide:
+        built.append(1)
+        return Guide(run, load_run_config(run), torch.device("cpu"))
+
+    request = GuidedRequest(55.0, 2.0, 10, 0)
+    first, cached = guided_samples(run, request, helper)
+    assert not cached and built == [1]
+    assert [p.suffix for p in (run.path / CACHE_DIR).iterdir()] == [".safetensors"]  # no temporary file left
+    second, cached = guided_samples(run, request, helper)
+    assert cached and built == [1]
+    for key, value in first.tensors.items():
+        torch.testing.assert_close(second.tensors[key], value, rtol=0, atol=0)
+    assert second.summary == first.summary
+    achieved = helper().request(55.0, 10, 2.0)
+    assert first.summary["achieved_median"] == pytest.approx(achieved.achieved_median)
+    assert first.summary["novelty_median"] == pytest.approx(1 - achieved.max_iou_median)
+    assert first.summary["max_iou_median"] == pytest.approx(metrics.median(first.tensors["max_iou"]))
+    places = first.summary["ruler"]
+    assert places is not None and set(places) == set(ruler.MEASURES)  # this run has copies and fresh SGD
+    built.clear()
+    guided_samples(run, GuidedRequest(55.0, 2.0, 10, 1), helper)  # another seed: another answer
+    assert built == [1]
+    os.utime(run.file("denoiser.safetensors"))  # the denoiser rewritten: never an old answer
+    guided_samples(run, request, helper)
+    assert built == [1, 1]
+    loaded = load(guided_bytes(first, "run"))
+    torch.testing.assert_close(loaded["params"], first.tensors["params"])
+    assert set(loaded) == {"params", "accuracy", "latents", "max_iou", "nn_distance"}
 
 
 def test_the_guided_page_on_an_unconditional_run_explains(tiny_run, monkeypatch):

@@ -30,8 +30,8 @@ with ui.guard(run):
                        f"accuracies fall on a grid and many models share a value. Histograms show each group's share "
                        f"of its models per bin, on bins centred on that grid.")
         card = data.scorecard(run)
-        st.dataframe(tables.scorecard_frame(card, tables.ACCURACY, [g for g in groups if g in card]),
-                     width="stretch", key="acc_table",
+        table = tables.scorecard_frame(card, tables.ACCURACY, [g for g in groups if g in card])
+        st.dataframe(table, width="stretch", key="acc_table", height=38 + 35 * len(table),
                      column_config={c: st.column_config.NumberColumn(format="%.2f", help=define_metric(c))
                                     for c in ("best", "mean", "median", "min", "std")}
                      | {c: st.column_config.TextColumn(c, help=define_metric("ci"))

@@ -4,6 +4,7 @@ import numpy as np
 import streamlit as st
 
 from app import data, figures, ui
+from pdiff.judge import statements, teaching
 
 st.title("Autoencoder")
 ui.intro("p-diff does not diffuse parameters directly. An autoencoder compresses each checkpoint's parameters "
@@ -46,22 +47,23 @@ with ui.guard(run):
             c1, c2 = st.columns([1, 3])
             index = int(c1.number_input("Training checkpoint", 0, len(zoo_acc) - 1, 0, key="ae_index",
                                         help="Index in the zoo of training checkpoints (SGD order)."))
-            loss = rec_acc[index] - zoo_acc[index]
-            c2.markdown(f"zoo #{index}: **{zoo_acc[index]:.2f}%** before, **{rec_acc[index]:.2f}%** after the "
-                        f"autoencoder ({loss:+.2f} points). Over all training checkpoints: median "
-                        f"{np.median(zoo_acc):.2f}% before, {np.median(rec_acc):.2f}% after.")
+            numbers = teaching.reconstruction(zoo_acc, rec_acc, index)
+            c2.markdown(f"zoo #{index}: **{numbers.before:.2f}%** before, **{numbers.after:.2f}%** after the "
+                        f"autoencoder ({statements.signed(numbers.change, 2)} points). Over all training checkpoints: "
+                        f"median {numbers.zoo_median:.2f}% before, {numbers.reconstructed_median:.2f}% after.")
             before, after = params["zoo"][index], params["ae-reconstruction"][index]
             normalized = data.normalized(run, np.stack([before, after]))
-            titles = [f"before: zoo #{index} ({zoo_acc[index]:.2f}%)", f"after ({rec_acc[index]:.2f}%)",
-                      "after - before"]
-            st.plotly_chart(figures.weight_heatmaps(np.stack([*normalized, normalized[1] - normalized[0]]), titles),
-                            key="ae_heatmaps")
+            titles = [f"before: zoo #{index} ({numbers.before:.2f}%)", f"after ({numbers.after:.2f}%)",
+                      "after − before"]
+            st.plotly_chart(figures.weight_heatmaps(np.stack([*normalized, normalized[1] - normalized[0]]), titles,
+                                                    [False, False, True]), key="ae_heatmaps")
+            st.caption("Before and after share one colour scale (the bar); the difference has its own, written in its "
+                       "title: it is small, which is the point.")
             st.plotly_chart(figures.reconstruction_scatter(normalized[0], normalized[1], data.layout_segments(run)),
                             key="ae_scatter")
-            st.caption("Values are normalized as the autoencoder sees them (by default: minus the zoo's mean, over one spread). Points on the diagonal are "
-                       "reconstructed exactly; the spread around it is what the autoencoder loses. Parameters that "
-                       "barely vary across the zoo come back as the zoo's mean.")
-            if "decoder-only" in accuracy:
-                st.markdown(f"**Decoding pure noise**: random latents decoded without diffusion (the decoder-only "
-                            f"baseline) score a median of {np.median(accuracy['decoder-only']):.2f}%: the decoder "
-                            f"maps almost any code to a working classifier near the zoo. See the Denoising page.")
+            st.caption("Values are normalized as the autoencoder sees them (by default: minus the zoo's mean, over one "
+                       "spread). Points on the diagonal are reconstructed exactly; the spread around it is what the "
+                       "autoencoder loses. Parameters that barely vary across the zoo come back as the zoo's mean.")
+            noise = data.scorecard(run).get("decoder-only")
+            if noise is not None:
+                st.markdown(statements.decoded_noise(noise["median"], numbers.zoo_median, noise.get("good")))

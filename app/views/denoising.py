@@ -4,35 +4,13 @@ import numpy as np
 import streamlit as st
 
 from app import data, figures, ui
+from pdiff.judge import statements, teaching
 
 st.title("Denoising")
 ui.intro("Sampling starts from pure noise in the latent space and removes a little at each step. At every step the "
          "denoiser also predicts the clean latent (the x0-prediction); decoding it gives a classifier. Move the "
          "slider from left (t = T, all noise) to right (t = 0, the final sample).")
 
-
-
-def story(t_max: int, first: float, last: float, zoo: float, noise: float | None) -> str:
-    """What this run's trajectory shows, in words: whether the x0-prediction is already a good classifier
-    from pure noise, and whether decoding noise without diffusion is too (a memorization clue)."""
-    noise_text = "" if noise is None else f"decoding pure noise with no diffusion at all (the decoder-only " \
-                                          f"baseline) gives a median of {noise:.2f}% (zoo: {zoo:.2f}%)"
-    if first < zoo - 2.0:
-        text = (f"**What to expect.** The decoded x0-prediction scores {first:.1f}% on average at t = {t_max}, where "
-                f"the denoiser has seen nothing but noise, and {last:.1f}% at t = 0: the denoiser moves the sample "
-                f"into the latents the decoder turns into working classifiers.")
-        return text + (f" For reference, {noise_text}." if noise_text else "")
-    text = (f"**What to expect.** Already at t = {t_max}, where the denoiser has seen nothing but noise, the decoded "
-            f"x0-prediction scores {first:.1f}% on average, against {last:.1f}% at t = 0: the accuracy does not rise "
-            f"from chance.")
-    if noise is not None and noise >= zoo - 1.0:
-        return text + (f" The reason: the decoder and the frozen rest of the network make a good classifier from "
-                       f"almost any latent: {noise_text}. That is itself a memorization clue: the decoder's outputs "
-                       f"are confined to a small region around the zoo, so what diffusion decides is *where* in that "
-                       f"region a sample lands (the path on the right), not whether it is a classifier.")
-    return text + (" At t = T the best guess of x0 is the training latents' mean, which decodes to a typical zoo "
-                   "model" + (f"; {noise_text}, so the denoiser's guess, not the decoder alone, makes it work." if
-                              noise_text else "."))
 
 
 run = ui.selected_run()
@@ -50,36 +28,41 @@ with ui.guard(run):
             accuracy = data.accuracy(run)
             zoo_acc = accuracy["zoo"]
             noise_acc = accuracy.get("decoder-only")
-            st.markdown(story(int(steps[0]), float(acc[0].mean()), float(acc[-1].mean()), float(np.median(zoo_acc)),
-                              None if noise_acc is None else float(np.median(noise_acc))))
+            resolution = data.test_resolution(run)
+            summary = teaching.trajectory(steps, acc, zoo_acc, noise_acc, resolution[0] if resolution else None)
+            st.markdown(statements.denoising_story(summary.t_max, summary.first, summary.last, summary.zoo,
+                                                   summary.noise, summary.step))
 
             c1, c2 = st.columns([3, 1])
             t = c1.select_slider("Sampling step t (left: pure noise, right: final sample)", options=steps.tolist(),
                                  value=int(steps[0]), key="den_step")
             sample = c2.selectbox("Tracked sample", list(range(acc.shape[1])), key="den_sample",
                                   format_func=lambda m: f"generated #{m}")
-            current = int(np.flatnonzero(steps == t)[0])
+            current = teaching.step_index(steps, t)
             m1, m2, m3, m4 = st.columns(4)
             m1.metric(f"generated #{sample}: accuracy of x0 at t={t}", f"{acc[current, sample]:.2f}%")
-            m2.metric(f"mean accuracy of x0 at t={t}", f"{acc[current].mean():.2f}%")
-            m3.metric("final mean accuracy (t=0)", f"{acc[-1].mean():.2f}%")
-            if noise_acc is not None:
-                m4.metric("decoding pure noise (median)", f"{np.median(noise_acc):.2f}%",
+            m2.metric(f"mean accuracy of x0 at t={t}", f"{teaching.mean_at(acc, current):.2f}%")
+            m3.metric("final mean accuracy (t=0)", f"{summary.last:.2f}%")
+            if summary.noise is not None:
+                m4.metric("decoding pure noise (median)", f"{summary.noise:.2f}%",
                           help="The decoder-only baseline: random standard-normal latents decoded without diffusion.")
             else:
-                m4.metric("zoo median accuracy", f"{np.median(zoo_acc):.2f}%")
+                m4.metric("zoo median accuracy", f"{summary.zoo:.2f}%")
 
             trajectory, _ = data.trajectory(run)  # (P, M, D) decoded x0-predictions
             vectors = np.stack([trajectory[current, sample], trajectory[-1, sample]])
             titles = [f"x0-prediction at t={t}: {acc[current, sample]:.2f}%",
                       f"final sample (t=0): {acc[-1, sample]:.2f}%"]
-            st.plotly_chart(figures.weight_heatmaps(data.normalized(run, vectors), titles), key="den_picture")
-            st.caption(f"generated #{sample}'s decoded parameters (normalized as the autoencoder sees them) "
-                       f"at the chosen step beside where it ends: the picture settles long before t = 0.")
+            st.plotly_chart(figures.weight_heatmaps(data.normalized(run, vectors), titles, [True, True]),
+                            key="den_picture")
+            st.caption(f"generated #{sample}'s decoded parameters (normalized as the autoencoder sees them: 0 is the "
+                       f"zoo's mean) at the chosen step beside where it ends. Each picture has its own colour scale, "
+                       f"written in its title: near t = {summary.t_max} the x0-prediction is close to the zoo's mean "
+                       f"model, so its values are small.")
 
-            references = {"zoo median": float(np.median(zoo_acc))}
-            if noise_acc is not None:
-                references["decoding pure noise (median)"] = float(np.median(noise_acc))
+            references = {"zoo median": summary.zoo}
+            if summary.noise is not None:
+                references["decoding pure noise (median)"] = summary.noise
             zoo_range = (float(zoo_acc.min()), float(zoo_acc.max()))
             left, right = st.columns(2)
             left.plotly_chart(figures.trajectory_accuracy(steps, acc, current, zoo_range, references), key="den_acc")
@@ -104,7 +87,8 @@ with ui.guard(run):
         snr = noised["snr"]
         m1, m2, m3 = st.columns(3)
         m1.metric("SNR at t", f"{snr[t]:.3g}")
-        m2.metric("signal weight sqrt(abar_t)", f"{np.sqrt(snr[t] / (1 + snr[t])):.3f}")
-        m3.metric("noise weight sqrt(1 - abar_t)", f"{np.sqrt(1 / (1 + snr[t])):.3f}")
+        signal, noise_weight = teaching.snr_weights(float(snr[t]))
+        m2.metric("signal weight sqrt(abar_t)", f"{signal:.3f}")
+        m3.metric("noise weight sqrt(1 - abar_t)", f"{noise_weight:.3f}")
         st.plotly_chart(figures.noising_figure(noised["x0"], noised["xt"], int(t), snr, data.layout_segments(run)),
                         key="den_noise")

@@ -3,17 +3,15 @@ import streamlit as st
 
 from app import ui
 from pdiff.judge import verdict as answers
-from pdiff.judge.glossary import GROUPS, METRICS, define_group
-
-NAMES = {"ci": "95% interval", "max_iou": "max IoU", "nn_distance": "NN distance", "nn_agreement": "NN agreement",
-         "nn_top_share": "top-3 NN share", "nn_targets": "NN targets", "iou_within": "IoU within",
-         "distinct_predictions": "distinct predictions", "ensemble_gain": "ensemble gain",
-         "errors_median": "test errors", "latent_spread_ratio": "spread ratio", "latent_fd": "Fréchet distance",
-         "latent_precision": "precision", "latent_recall": "recall", "ruler": "the ruler"}
+from pdiff.judge.glossary import GROUPS, METRIC_NAMES, METRICS, TERMS, define_group
 
 st.title("Glossary")
 ui.intro("The same definitions appear as help text beside the numbers; they come from `pdiff.judge.glossary`, "
          "which the verdict and the notebooks use too.")
+
+st.subheader("The method")
+st.markdown("\n".join(f"- **{term}**: {text}" for term, text in TERMS.items()))
+st.caption("The whole pipeline page draws them as one diagram, with the sizes of the selected run.")
 
 st.subheader("Groups of models")
 shown = [g for g in GROUPS if g not in ("noise-abs", "noise-rel", "averaged")]
@@ -23,7 +21,7 @@ st.caption("Baselines carry their parameter in the name (noise-abs-SIGMA, noise-
            "the cheap generators of the memorization study (arXiv 2506.07998): a generator worth having beats them.")
 
 st.subheader("Metrics")
-st.markdown("\n".join(f"- **{NAMES.get(k, k)}**: {v}" for k, v in METRICS.items()))
+st.markdown("\n".join(f"- **{METRIC_NAMES[k]}**: {v}" for k, v in METRICS.items()))
 
 st.subheader("How the answer is reached")
 st.markdown(

@@ -1,15 +1,20 @@
-"""Latent space: every model in one 2D map; click (or box/lasso) models to see them beside their
-nearest zoo models; where in the zoo the generated models land."""
+"""Latent space: the projector. Every model in one 2D map, coloured by any per-model value; click a dot
+(or box/lasso several), search by id or click a row of the model table to put a model in focus and
+see what it errs like and its nearest checkpoints; where in the zoo the generated models land."""
 import streamlit as st
 
-from app import data, figures, neighbours, tables, ui
+from app import data, figures, focus, neighbours, projector, tables, ui
+from pdiff.judge import statements
+from pdiff.judge.catalogue import COLUMNS, LABELS
 
 st.title("Latent space")
 ui.intro("Every dot is one model, placed so that models with similar parameters (or autoencoder latents) sit close "
          "together: UMAP keeps neighbourhoods, PCA keeps straight-line distances. Generated models lying on top of "
-         "zoo models may be copies; ones spread between them are new. **Click a dot** to see that model beside "
-         "its three nearest zoo models; pick *Box select* or *Lasso select* in the chart's toolbar to select "
-         "several.")
+         "zoo models may be copies; ones spread between them are new. **Click a dot**, search a model by id, or click "
+         "a row of the table below to put it in focus: the star marks it, a red diamond the training checkpoint it "
+         "errs like, a green square the fresh SGD model it errs most like, black rings its nearest checkpoints. "
+         "*Box select* or *Lasso select* in the chart's toolbar picks several. The model in focus stays in focus on "
+         "the Similarity page and in the page's address.")
 
 run = ui.selected_run()
 with ui.guard(run):
@@ -18,18 +23,22 @@ with ui.guard(run):
         groups, sizes = meta["groups"], meta["sizes"]
         accuracy = data.accuracy(run)
         max_iou = data.group_arrays(run, "max_iou")
+        values = data.per_model(run)
         has_umap = any(k.endswith("_umap") for k in tensors)
         has_latents = "zoo.latent_pca" in tensors  # a run without a generator has no autoencoder latents
         labels = data.zoo_labels(run)
 
-        c1, c2, c3, c4 = st.columns([1, 1, 1, 3])
+        c1, c2, c3, c4 = st.columns([1, 1, 2, 3])
         method = c1.radio("Projection", ["UMAP", "PCA"] if has_umap else ["PCA"], key="lat_method")
-        space = c2.radio("Space", ["parameters", "latents"] if has_latents else ["parameters"], key="lat_space",
+        space = c2.radio("Space", ["parameters", "latents"] if has_latents else ["parameters"], key="lat_space_map",
                          help="parameters: the flat parameter vectors (z-scored per coordinate; neuron-aligned when "
                               "the zoo mixes runs); latents: the autoencoder's codes, where the diffusion model works")
-        colour = c3.radio("Colour by", ["group", "accuracy", *labels], key="lat_colour",
-                          help="group, test accuracy, or what is known about each checkpoint (an imported zoo's "
-                               "metadata: run, step and its labels; a collected zoo's step)")
+        metadata = [c for c in labels if c not in COLUMNS]  # an imported zoo's own columns (run, labels)
+        colour = c3.selectbox("Colour by", ["group", *COLUMNS, *metadata], key="lat_colour",
+                              format_func=lambda c: "group" if c == "group" else LABELS.get(c, f"{c} (metadata)"),
+                              help="group, one value per model (" + "; ".join(f"{LABELS[c]}: {d}"
+                                                                            for c, d in COLUMNS.items())
+                                   + "), or what the imported zoo's metadata says of each checkpoint")
         shown = c4.multiselect("Groups", groups, default=groups, key="lat_groups")
         if not has_umap:
             st.caption("This run has no UMAP (analysis.umap=false); showing PCA.")
@@ -38,17 +47,39 @@ with ui.guard(run):
         suffix = f"{'params' if space == 'parameters' else 'latent'}_{method.lower()}"
         points = {g: tensors[f"{g}.{suffix}"] for g in shown}
 
-        neighbours.sync_selection("lat_chart", "lat", groups, sizes)  # a click or box in the chart
-        group, index = neighbours.pickers("lat", groups, sizes, accuracy, max_iou)
-        selected = neighbours.selected_models("lat", (group, index))
-        nearest = tensors[f"{group}.neighbours"][index].tolist()
-
-        fig = figures.projection_scatter(points, {g: accuracy[g] for g in shown}, max_iou, colour,
-                                         selected=(group, index), neighbours=nearest,
-                                         axis_title=f"{method} ({space})", labels=labels.get(colour))
+        focus.sync_chart("lat_chart", groups, sizes)
+        focus.sync_table("lat_table", st.session_state.get("_lat_table_rows", []))
+        model = focus.pickers("lat", groups, sizes, accuracy, max_iou,
+                              focus.current(groups, sizes, neighbours.default_model(max_iou, accuracy)))
+        selected = focus.selection(model)
+        marks = neighbours.marks(run, tensors, meta, model, st.session_state.get("lat_space", "parameters"),
+                                 int(st.session_state.get("lat_k", 3)))
+        by_metadata = colour in metadata
+        fig = projector.projection_scatter(
+            points, None if colour == "group" else labels[colour] if by_metadata else values[colour],
+            "group" if colour == "group" else LABELS.get(colour, colour), accuracy, model,
+            selected if len(selected) > 1 else (), marks, f"{method} ({space})")
         st.plotly_chart(fig, key="lat_chart", on_select="rerun", selection_mode=figures.SELECTION_MODES)
+        if colour != "group":
+            what = f"the imported metadata's {colour!r}" if by_metadata else COLUMNS[colour]
+            st.caption(f"Colour: {what}. Grey: models without that value.")
+
+        with st.expander("Every model of the groups shown: sort by a column, filter, click a row to focus it",
+                         expanded=False):
+            frame = tables.model_frame(values, shown)
+            text = st.text_input("Only models whose id contains", key="lat_table_filter", placeholder="e.g. generated")
+            if text.strip():
+                frame = frame[frame["model"].str.contains(text.strip(), case=False, regex=False)]
+            frame = frame.reset_index(drop=True)
+            st.session_state["_lat_table_rows"] = list(zip(frame["group"], frame["index"].astype(int)))
+            st.dataframe(frame.rename(columns=LABELS), key="lat_table", on_select="rerun",
+                         selection_mode="single-row", hide_index=True, width="stretch", height=360,
+                         column_config={LABELS[c]: st.column_config.NumberColumn(help=d, format="%.4g")
+                                        for c, d in COLUMNS.items()})
+            st.caption(f"{len(frame)} models. Click a column's header to sort by it.")
+
         neighbours.selection_table(run, selected, "lat")
-        neighbours.focus_panel(run, group, index, "lat")
+        neighbours.focus_panel(run, model, "lat")
 
         card = data.scorecard(run)
         if "generated" in groups:  # a run without a generator skips what only generated models show
@@ -72,12 +103,7 @@ with ui.guard(run):
                 if f"{g}.latent_std" in tensors}
         if "generated" in stds:
             st.plotly_chart(figures.latent_spread(stds), key="lat_spread")
-            gen = card.get("generated", {})
-            ratio = gen.get("latent_spread_ratio")
-            st.caption("Each line is the spread (standard deviation) of one latent dimension over a group's models. "
-                       "The generated models' latents are the ones the diffusion sampled; the others are what the "
-                       "encoder makes of their parameters."
-                       + (f" Median ratio generated / training: {ratio:.2f} (1 = the same spread)." if ratio else ""))
+            st.caption(statements.spread_caption(card.get("generated", {}).get("latent_spread_ratio")))
         space_name = st.radio("Space", ["latent", "parameters"] if has_latents else ["parameters"], horizontal=True,
                               key="lat_fidelity_space",
                               help="latent: standardized autoencoder latents; parameters: z-scored per coordinate")

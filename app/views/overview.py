@@ -1,5 +1,5 @@
 """Overview: the answer to "new or copied?" with the ruler and the numbers behind it, the pipeline
-with each stage's status, time and training curves, the headline table and the config."""
+with each stage's status, time and training curves, the headline numbers and the config."""
 from dataclasses import asdict
 
 import streamlit as st
@@ -47,19 +47,25 @@ with ui.guard(run):
                 st.caption(f":material/warning: {caveat}")
         card = data.scorecard(run)
         ruler = data.table(run).ruler
-        if ruler:
-            measures = [m for m, axis in ruler.items() if axis.get("resolves")]
-            if measures:
-                shown = [g for g in ("generated", "fresh", "copies", "ae-reconstruction") if g in card] + [
-                    g for g in card if g not in ("zoo", "heldout", "generated", "fresh", "copies", "ae-reconstruction")]
-                st.plotly_chart(figures.ruler_figure({g: card[g].get("ruler") or {} for g in shown}, measures,
-                                                     (answers.COPIES_BELOW, answers.FRESH_FROM, answers.BEYOND_ABOVE),
-                                                     shown), key="ruler")
-                st.caption("Each row is one measure; a marker is a group's position with its 95% interval. Shading: the "
-                           "answer a position gives. Behaviour: max IoU of wrong test predictions to the training "
-                           "checkpoints (linear). Parameters: distance to the nearest training checkpoint (log scale).")
+        measures = [m for m, axis in (ruler or {}).items() if axis.get("resolves")]
+        if measures:
+            shown = [g for g in ("generated", "fresh", "copies", "ae-reconstruction") if g in card] + [
+                g for g in card if g not in ("zoo", "heldout", "generated", "fresh", "copies", "ae-reconstruction")]
+            decided = None if result.position is None else (result.decided_by, result.position, result.answer)
+            st.plotly_chart(figures.ruler_figure({g: card[g].get("ruler") or {} for g in shown}, measures,
+                                                 (answers.COPIES_BELOW, answers.FRESH_FROM, answers.BEYOND_ABOVE),
+                                                 shown, decided), key="ruler")
+            st.caption("Each row is one measure; a marker is a group's position with its 95% interval. Shading: the "
+                       "answer a position gives; the arrow marks the position the answer above was read from (the "
+                       "smaller of the generated models' positions). Behaviour: max IoU of wrong test predictions to "
+                       "the training checkpoints (linear). Parameters: distance to the nearest training checkpoint "
+                       "(log scale).")
+        for measure, axis in (ruler or {}).items():
+            if not axis.get("resolves"):
+                st.caption(f":material/info: No {measure} row on the ruler: {axis.get('why')}.")
         st.markdown("**The numbers behind it** (value [95% bootstrap interval]; hover a column for its meaning)")
-        st.dataframe(tables.evidence_frame(card), width="stretch", key="evidence", column_config={
+        evidence = tables.evidence_frame(card)
+        st.dataframe(evidence, width="stretch", key="evidence", height=38 + 35 * len(evidence), column_config={
             title: st.column_config.TextColumn(title, help=define_metric(key)) for key, title, _ in tables.EVIDENCE}
             | {title: st.column_config.TextColumn(title, help=define_metric("ruler")) for _, title in tables.RULER_COLUMNS})
         current = data.table(run)
@@ -80,36 +86,34 @@ with ui.guard(run):
         ui.need(run, "analyse", "the answer to 'new or copied?'")
 
 st.subheader("Pipeline")
+st.page_link("views/pipeline.py", label="How the method works, with this run's sizes: the whole pipeline on one screen",
+             icon=":material/schema:")
 ui.pipeline(run)
 
-st.subheader("Headline: zoo vs generated vs baselines")
+st.subheader("Headline: zoo vs generated")
 with ui.guard(run):
-    if ui.need(run, "evaluate", "the headline table"):
+    if ui.need(run, "evaluate", "the headline numbers"):
         card = data.scorecard(run)
         if "zoo" in card and "generated" in card:
             zoo, gen = card["zoo"], card["generated"]
             cols = st.columns(4)
             cols[0].metric("Zoo median accuracy", f"{zoo['median']:.2f}%", help=define_metric("median"))
             cols[1].metric("Generated median accuracy", f"{gen['median']:.2f}%",
-                           delta=f"{gen['median'] - zoo['median']:+.2f} vs zoo", delta_color="off",
+                           **ui.delta(gen["median"] - zoo["median"], 2, "vs zoo"),
                            help="Against the zoo's median; whether the difference means anything is in the verdict "
-                                "above (intervals), not in the colour of an arrow.")
+                                "above (intervals), not in the arrow.")
             if gen.get("distinct_predictions") is not None:
                 same_n = gen.get("zoo_distinct_same_n")
                 cols[2].metric("Generated: distinct predictions", f"{gen['distinct_predictions']} of {gen['n']}",
-                               delta=None if same_n is None else f"zoo, {gen['n']} at random: {same_n:.0f}",
-                               delta_color="off",
+                               **ui.delta(None if same_n is None else gen["distinct_predictions"] - same_n, 0,
+                                          f"vs {same_n:.0f} of {gen['n']} zoo checkpoints" if same_n is not None
+                                          else ""),
                                help=define_metric("distinct_predictions") + ". " + define_metric("zoo_distinct_same_n"))
             if gen.get("novelty_median") is not None:
                 cols[3].metric("Generated novelty (median)", f"{gen['novelty_median']:.3f}",
                                help=define_metric("novelty"))
-        st.dataframe(tables.scorecard_frame(card), width="stretch", key="headline", column_config={
-            c: st.column_config.NumberColumn(format="%.3f" if "IoU" in c or "novelty" in c or "NN" in c else "%.2f")
-            for c in ("best", "mean", "median", "min", "std", "max IoU (median)", "novelty (median)",
-                      "NN distance (median)", "ensemble gain")})
-        st.caption("Accuracy in percent on the test split. max IoU: median over a group's models of the largest IoU "
-                   "of its wrong-prediction set with any zoo model (memorization). NN distance: L2 to the nearest "
-                   "zoo parameter vector. Ensemble gain: the group's ensemble accuracy minus its mean accuracy.")
+        st.caption("Every group's numbers are in the table under the answer above; the Accuracy page has best, mean, "
+                   "min and standard deviation with intervals.")
         if card.get("generated", {}).get("latent_spread_ratio") is not None:
             st.markdown("**Generator fidelity** (generated latents against the training latents; the floor is what "
                         "two halves of the zoo score against each other)")

@@ -2,7 +2,7 @@
 import numpy as np
 import streamlit as st
 
-from app import data, figures, neighbours, ui
+from app import data, figures, focus, neighbours, ui
 from pdiff.judge.glossary import define_metric
 
 st.title("Similarity")
@@ -31,13 +31,12 @@ with ui.guard(run):
         if "generated" in card:
             gen_nn, zoo_nn = card["generated"]["nn_distance_median"], card["zoo"]["nn_distance_median"]
             cols[2].metric("generated: median NN distance", ui.number(gen_nn, ".3f"),
-                           delta=None if zoo_nn is None else f"{gen_nn - zoo_nn:+.3f} vs zoo->zoo", delta_color="off",
-                           help=define_metric("nn_distance"))
+                           **ui.delta(None if zoo_nn is None or gen_nn is None else gen_nn - zoo_nn, 3,
+                                      "vs zoo → zoo"), help=define_metric("nn_distance"))
 
         st.subheader("Accuracy vs max IoU to the zoo (the memorization plot)")
         m1, m2 = st.columns([3, 1])
-        default = [g for g in groups if g in ("zoo", "generated", "heldout")] + [
-            g for g in groups if g.startswith("noise-")][:2]
+        default = [g for g in groups if g in ("zoo", "generated", "heldout", "fresh", "copies")]
         scatter_groups = m1.multiselect("Groups", groups, default=default, key="sim_scatter_groups")
         mode = m2.radio("Show", ["models", "density"], horizontal=True, key="sim_scatter_mode",
                         help="models: one marker per distinct point, its size growing with how many models sit there "
@@ -46,10 +45,10 @@ with ui.guard(run):
         zoo = accuracy.get("zoo")
         zoo_range = (float(zoo.min()), float(zoo.max())) if zoo is not None else None
         resolution = data.test_resolution(run)
-        neighbours.sync_selection("sim_scatter", "sim", groups, sizes)  # a click or box in the chart
-        worst = ("generated", int(np.argmax(max_iou["generated"]))) if "generated" in max_iou else None
-        group, index = neighbours.pickers("sim", groups, sizes, accuracy, max_iou, default=worst)
-        selected = neighbours.selected_models("sim", (group, index))
+        focus.sync_chart("sim_scatter", groups, sizes)  # a click or box in the chart
+        model = focus.pickers("sim", groups, sizes, accuracy, max_iou,
+                              focus.current(groups, sizes, neighbours.default_model(max_iou, accuracy)))
+        selected = focus.selection(model)
         st.plotly_chart(figures.memorization_scatter({g: max_iou[g] for g in scatter_groups},
                                                      {g: accuracy[g] for g in scatter_groups}, zoo_range,
                                                      "density" if mode == "density" else "points",
@@ -59,9 +58,10 @@ with ui.guard(run):
                 f"a larger marker holds more models (hover lists them)." if resolution else "")
         st.caption("The zoo's own points use the max IoU to the *other* zoo models. Baselines are drawn as rings "
                    "under the zoo and the generated models." + step + " Click a marker (or box/lasso several) to "
-                   "see its models below.")
+                   "see its models below; the gold ring marks the model in focus (until something is picked, the "
+                   "generated model most like a training checkpoint), shared with the Latent space page.")
         neighbours.selection_table(run, selected, "sim")
-        neighbours.focus_panel(run, group, index, "sim")
+        neighbours.focus_panel(run, model, "sim", show_overlap=True)
 
         st.subheader("Nearest-neighbour distance in parameter space")
         nn_groups = st.multiselect("Groups", groups, default=[g for g in ("generated", "zoo") if g in groups],
@@ -74,7 +74,10 @@ with ui.guard(run):
 
         st.subheader("IoU of wrong predictions, ordered by group")
         c1, c2 = st.columns([3, 1])
-        chosen = c1.multiselect("Groups", groups, default=groups, key="sim_groups")
+        chosen = c1.multiselect("Groups", groups, key="sim_groups",
+                                default=[g for g in groups if g in ("zoo", "fresh", "generated", "copies")] or groups,
+                                help="By default the zoo, the generated models and the ruler's two ends; every group "
+                                     "added makes the matrix larger and slower to draw.")
         cap = c2.slider("Models per group (at most)", 5, max(5, max(sizes)), min(40, max(5, max(sizes))),
                         key="sim_cap", help="The first models of each group; fewer cells draw faster.")
         offsets = dict(zip(groups, np.cumsum([0, *sizes[:-1]]).tolist()))

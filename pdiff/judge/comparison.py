@@ -10,6 +10,11 @@ variance estimates recovery, Zou & Donner 2008): with estimates a in [la, ua] an
 It keeps asymmetric intervals asymmetric and needs nothing but the two scorecards, so Compare
 reads the one metrics table of each run and never recomputes a metric. Numbers without an
 interval (counts, the ensemble gain) get the difference alone.
+
+A difference only means something between runs that measure the same thing: `mismatches` says
+why two runs cannot be compared (another dataset, another target, another classifier, a zoo or
+test split of another size: max IoU to 200 checkpoints is not max IoU to 20), and Compare then
+shows the numbers without calling any difference real.
 """
 from __future__ import annotations
 
@@ -38,6 +43,38 @@ HEADLINE: tuple[tuple[str, str, int], ...] = (
     ("param_recall", "parameter recall (fidelity)", 2),
 )
 CI_KEY = {"median": "median_ci", "mean": "mean_ci"}  # the others' interval is "<key>_ci"
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What two runs must share for their numbers to be compared."""
+
+    dataset: str
+    classifier: str
+    target: str
+    zoo: int  # training checkpoints (the zoo group's size)
+    test_samples: int | None
+
+
+FACT_WORDS = {"dataset": "dataset", "classifier": "classifier", "target": "generated parameters (collect.target)",
+              "zoo": "training checkpoints in the zoo", "test_samples": "test samples"}
+
+
+def run_facts(dataset: str, classifier: str, target: str, rows: Mapping[str, Mapping[str, Any]]) -> RunFacts:
+    """A run's facts from its config's names and its scorecard (the zoo's size, the test split's)."""
+    zoo = rows.get("zoo", {})
+    test = zoo.get("test_samples")
+    return RunFacts(dataset, classifier, target, int(zoo.get("n", 0)), int(test) if test is not None else None)
+
+
+def mismatches(a: RunFacts, b: RunFacts) -> list[str]:
+    """Why two runs' numbers cannot be compared, one phrase per differing fact; empty when they can."""
+    out = []
+    for key, words in FACT_WORDS.items():
+        va, vb = getattr(a, key), getattr(b, key)
+        if va is not None and vb is not None and va != vb:
+            out.append(f"{words}: {va} vs {vb}")
+    return out
 
 
 @dataclass(frozen=True)

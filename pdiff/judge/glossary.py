@@ -13,7 +13,7 @@ from .verdict import BEYOND_ABOVE, COPIES_BELOW, FRESH_FROM
 GROUPS: dict[str, str] = {
     "zoo": "the training checkpoints: the classifier's target parameters saved along one SGD run, "
            "which the autoencoder and the diffusion model learn from",
-    "heldout": "checkpoints of the same SGD run kept out of the generator's training (collect.heldout_every): "
+    "heldout": "checkpoints of the same SGD run kept out of the generator's training (`collect.heldout_every`): "
                "what a new checkpoint of that run looks like",
     "fresh": "fresh SGD: checkpoints of an independent SGD run from the zoo's starting point with another data "
              "order, which the generator never sees: what retraining gives (the ruler's 1); in an imported zoo, "
@@ -78,13 +78,60 @@ METRICS: dict[str, str] = {
                      "and cannot tell a copy from a close relative",
     "latent_spread_ratio": "median over latent dimensions of the generated latents' spread over that of the "
                            "training latents (1 = same spread, near 0 = collapse, above 1 = noisier than the data); "
-                           "param_spread_ratio: the same over z-scored parameters",
-    "latent_fd": "Fréchet distance between Gaussians fitted to a group's latents and the training latents "
-                 "(param_fd: parameters), beside its floor latent_fd_floor: two random halves of the zoo",
+                           "the parameter spread ratio is the same over z-scored parameters",
+    "latent_fd": "Fréchet distance between Gaussians fitted to a group's latents and the training latents (or to "
+                 "their parameters), beside its floor: the same distance between two random halves of the zoo",
     "latent_precision": "share of a group's latents inside the training latents' k-NN neighbourhoods (realism; "
-                        "k = 3, Kynkäänniemi et al. 2019); param_precision: the same over parameters",
-    "latent_recall": "share of training latents inside the group's k-NN neighbourhoods (coverage), beside "
-                     "latent_self_recall: what one half of the zoo scores against the other",
+                        "k = 3, Kynkäänniemi et al. 2019); parameter precision: the same over parameters",
+    "latent_recall": "share of training latents inside the group's k-NN neighbourhoods (coverage), beside the "
+                     "recall of zoo halves: what one half of the zoo scores against the other",
+}
+
+# What each metric is called where people read it (the Glossary page); every key of METRICS has one.
+METRIC_NAMES: dict[str, str] = {
+    "accuracy": "accuracy", "median": "median", "best": "best", "mean": "mean", "min": "min", "std": "std",
+    "ci": "95% interval", "good": "good", "ruler": "ruler position", "distances": "distances (aligned or raw)", "max_iou": "max IoU", "novelty": "novelty",
+    "nn_distance": "NN distance", "nn_agreement": "NN agreement", "nn_top_share": "top-3 NN share",
+    "nn_targets": "NN targets", "iou_within": "IoU within", "distinct_predictions": "distinct predictions",
+    "zoo_distinct_same_n": "the zoo's distinct predictions at the same count", "ensemble_gain": "ensemble gain",
+    "errors_median": "test errors", "latent_spread_ratio": "spread ratio", "latent_fd": "Fréchet distance",
+    "latent_precision": "precision", "latent_recall": "recall",
+}
+
+# The words of the method, for the Glossary page and the pipeline diagram (one line each, no formula
+# a reader needs to know already).
+TERMS: dict[str, str] = {
+    "target parameters": "the part of the classifier that is generated: by default the last BatchNorm layer and the "
+                         "linear head; every other weight (the frozen backbone) is the trained classifier's, shared "
+                         "by every model of the run",
+    "frozen backbone": "the rest of the classifier, trained once and never changed while the zoo is collected, so "
+                       "even a poor guess of the target parameters sits on top of good features",
+    "zoo": "the training checkpoints the generator learns from: the target parameters saved along one SGD run "
+           "(K vectors of D numbers)",
+    "normalization": "before the autoencoder, each parameter vector is centred on the zoo's mean and divided by one "
+                     "spread (p-diff's preset: each tensor z-scored), so all coordinates speak on one scale",
+    "autoencoder": "a network trained to squeeze each normalized parameter vector into a short code (the encoder) and "
+                   "rebuild it from that code (the decoder); p-diff trains it with noise on its input and on the code",
+    "latent": "the autoencoder's short code of one model (16 numbers by default), standardized over the zoo: where "
+              "the diffusion model works",
+    "diffusion": "a generative model that learns to undo noise: trained on latents noised to every level, it "
+                 "generates by starting from pure noise and denoising step by step (DDPM; DDIM takes fewer steps)",
+    "timestep": "t, the noise level of a diffusion step: t = 0 is clean, t = T - 1 (999 by default) is pure noise; "
+                "sampling runs from T - 1 down to 0",
+    "x0-prediction": "the denoiser's guess, at any step, of the clean latent it is heading for; decoded, it is a "
+                     "whole classifier, which is what the Denoising page follows along sampling",
+    "guidance": "classifier-free guidance: a denoiser trained with and without a condition (here an accuracy) mixes "
+                "both predictions at sampling, scale 0 ignoring the request, 1 following it, above 1 pushing harder",
+    "UMAP": "a 2D map that keeps each model's nearest neighbours near (McInnes et al. 2018); distances between far "
+            "clusters mean little. PCA, the other map, keeps straight-line distances along the two main directions",
+    "fresh SGD": "checkpoints of an independent SGD run from the same start with another data order, which the "
+                 "generator never saw: what retraining gives, the ruler's 1",
+    "copies": "training checkpoints with each parameter moved by 1% of its spread over the zoo: copies by "
+              "construction, the ruler's 0",
+    "the ruler": "where a group sits between copies (0) and fresh SGD (1), by its mistakes (max IoU) and by its "
+                 "parameters (distance to the nearest checkpoint, log scale), each with a 95% bootstrap interval",
+    "errs like": "the training checkpoint whose set of wrong test predictions overlaps most with a model's own "
+                 "(its max-IoU checkpoint): the memorization evidence, often not the L2-nearest checkpoint",
 }
 
 _PARAMETRIC = re.compile(r"^(noise-abs|noise-rel|averaged)-(.+)$")

@@ -51,7 +51,7 @@ def test_each_answer_on_both_sides_of_its_threshold(position, answer):
     result = verdict(card(generated=row(ruler=place(position, position))), axes())
     assert result.answer == answer and result.position == position
     assert result.headline.lower().startswith(answer.split()[0])
-    assert f"position {position:.2f}" in result.headline
+    assert f"position {v.position_text(position)}" in result.headline
 
 
 def test_an_interval_across_a_boundary_is_a_caveat_not_another_answer():
@@ -62,6 +62,14 @@ def test_an_interval_across_a_boundary_is_a_caveat_not_another_answer():
     assert any("reaches into copies: the answer sits near a boundary" in c for c in result.caveats)
     inside = {"behaviour": {"position": None, "ci": None}, "parameters": {"position": 0.6, "ci": [0.5, 0.7]}}
     assert not any("boundary" in c for c in verdict(card(generated=row(ruler=inside)), axes(behaviour=False)).caveats)
+
+
+@pytest.mark.parametrize("position,text", [(0.395, "0.395"), (0.4, "0.40"), (0.41, "0.41"), (0.7995, "0.799"),
+                                           (1.2549, "1.255"), (1.2551, "1.26"), (0.39996, "0.39996")])
+def test_a_position_is_never_printed_across_its_threshold(position, text):
+    assert v.position_text(position) == text
+    result = verdict(card(generated=row(ruler=place(None, position))), axes(behaviour=False))
+    assert f"position {text}" in result.headline and result.answer == zone(position)
 
 
 def test_the_closer_measure_decides_and_the_headline_says_which():

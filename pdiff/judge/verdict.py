@@ -141,8 +141,19 @@ def _reach(place: Mapping[str, Any], answer: str) -> str:
             f"sits near a boundary.")
 
 
+def position_text(position: float) -> str:
+    """Two decimals, or as many more as it takes not to round across a threshold (0.395 is
+    "copies", and "0.40" beside it would read as "between")."""
+    for digits in range(2, 7):
+        text = f"{position:.{digits}f}"
+        if zone(float(text)) == zone(position):
+            return text
+    return f"{position:.2f}"
+
+
 def _headline(answer: str, measure: str, place: Mapping[str, Any], both: bool) -> str:
-    where = f"position {place['position']:.2f}{_ci(place.get('ci'), 2)} on the ruler from copies (0) to fresh SGD (1)"
+    where = (f"position {position_text(place['position'])}{_ci(place.get('ci'), 2)} on the ruler from copies (0) to "
+             f"fresh SGD (1)")
     by = f"by their {measure}" + (" (the closer of the two measures)" if both else "")
     return {
         "copies": f"Copies: the generated models are as accurate as the zoo but sit with copies of the training "
@@ -197,7 +208,7 @@ def _measure(measure: str, gen: Row, axes: Mapping[str, Mapping[str, Any]] | Non
     answer = zone(place["position"])
     status = "bad" if answer in ("copies", "between") else "good"
     return Evidence(measure, status, f"{measure.capitalize()}: {label}: {anchors}; position "
-                                     f"{place['position']:.2f}{_ci(place.get('ci'), 2)}, {answer}.")
+                                     f"{position_text(place['position'])}{_ci(place.get('ci'), 2)}, {answer}.")
 
 
 def _diversity(gen: Row, zoo: Row) -> tuple[Evidence, bool]:

@@ -29,6 +29,7 @@ from pdiff.core.config import with_overrides
 from pdiff.core.errors import RunError
 from pdiff.core.presets import preset
 from pdiff.core.rundir import PROGRESS, RunDir, write_json
+from pdiff.core.threads import child_environment
 from pdiff.pipeline.runner import prepare_run
 
 PID_FILE = "app-run.json"
@@ -87,7 +88,7 @@ def _start(path: Path, cmd: list[str]) -> int:
     """Popen in a new session (its own process group), output appended to run.log (a regular file
     of the run, never a link), pid, start time and command recorded."""
     safety.check_run_path(path)
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = child_environment() | {"PYTHONUNBUFFERED": "1"}  # the run adopts the app's thread choice
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
     with safety.open_append(path / LOG_FILE) as log:
         log.write(f"\n$ {safety.printable(shlex.join(cmd))}\n".encode())

@@ -7,6 +7,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `streamlit run` puts app/ on the path, not the repository
     sys.path.insert(0, str(ROOT))
 
+from pdiff.core.threads import configure_threads
+
+configure_threads(chosen_by="the app")  # before anything imports torch (see pdiff/core/threads.py)
+
 import streamlit as st
 
 from app import ui

@@ -189,3 +189,25 @@ def test_a_runs_artifacts_are_identical_idle_and_beside_two_busy_loops(tmp_path)
         assert a.keys() == b.keys(), name
         for key in a:
             assert torch.equal(a[key], b[key]), f"{name}: {key}"
+
+
+def test_the_apps_launcher_hands_its_choice_to_the_runs_it_starts(monkeypatch, tmp_path):
+    """A run started from the app adopts the app's wait policy and records it as the app's, not
+    as a policy "set by the user" (the server's own environment variables are inherited)."""
+    from app import launcher
+
+    seen = {}
+
+    class Recorder:
+        pid = 424242
+
+        def __init__(self, cmd, **kwargs):
+            seen["env"] = kwargs["env"]
+
+    monkeypatch.setattr(threads, "_choice", threads.ThreadChoice(None, "spin 10000 (idle at start)", "the app"))
+    monkeypatch.setattr(launcher.subprocess, "Popen", Recorder)
+    monkeypatch.setattr(launcher, "_starttime", lambda pid: 0)
+    (tmp_path / "run").mkdir()
+    launcher._start(tmp_path / "run", ["true"])
+    handed = json.loads(seen["env"][threads.CHOICE_ENV])
+    assert handed["chosen_by"] == "the app" and handed["policy"] == "spin 10000 (idle at start)"

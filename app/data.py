@@ -17,12 +17,12 @@ import streamlit as st
 import torch
 
 from app import launcher
-from pdiff.core.artifacts import ANALYSIS, AUTOENCODER, BASE, BASELINES, DENOISER, EVALUATION, GENERATED, ZOO
-from pdiff.core.config import RunConfig
+from pdiff.core.artifacts import ANALYSIS, AUTOENCODER, BASE, BASELINES, DENOISER, DYNAMICS, EVALUATION, GENERATED, ZOO
+from pdiff.core.config import DiffusionConfig, RunConfig, flat_config
 from pdiff.core.errors import ConfigError, RunError
 from pdiff.core.rundir import MANIFEST, PROGRESS, RunDir, list_runs, runs_root
 from pdiff.export import export_bytes, export_state
-from pdiff.generator.diffusion import GaussianDiffusion
+from pdiff.generator.diffusion import build_process
 from pdiff.generator.normalizer import Normalizer
 from pdiff.judge import catalogue
 from pdiff.judge.verdict import Verdict
@@ -33,7 +33,7 @@ from pdiff.pipeline.loaders import load_evaluation, load_zoo, model_groups
 from pdiff.pipeline.report import MetricsTable, metrics_table
 from pdiff.pipeline.runner import load_run_config
 from pdiff.pipeline.status import stage_states
-from pdiff.pipeline.table import ALL_STAGES, pipeline_of
+from pdiff.pipeline.table import ALL_STAGES, NOT_RESULTS, pipeline_of
 from pdiff.zoo.params import ParamLayout
 
 Arrays = dict[str, np.ndarray]
@@ -310,9 +310,10 @@ def layout_segments(run: RunDir) -> list[tuple[str, int, int]]:
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
-def diffusion_process(timesteps: int, beta_start: float, beta_end: float):
-    """The run's noise schedule (never mutated, shared by all sessions)."""
-    return GaussianDiffusion(timesteps, beta_start, beta_end)
+def diffusion_process(settings: DiffusionConfig):
+    """The run's forward process, DDPM's noise schedule or flow matching's path (never mutated,
+    shared by all sessions)."""
+    return build_process(settings)
 
 
 def normalizer(run: RunDir):
@@ -331,14 +332,15 @@ def normalized(run: RunDir, vectors: np.ndarray) -> np.ndarray:
 
 def forward_noising(run: RunDir, index: int, t: int, seed: int = 0) -> dict[str, np.ndarray]:
     """Zoo vector `index`, normalized with the run's normalizer (x0), noised to step t with fixed
-    noise (x_t = q_sample(x0, t, eps)), and the SNR abar_t / (1 - abar_t) over all t."""
-    cfg = config(run).diffusion
-    process = diffusion_process(cfg.timesteps, cfg.beta_start, cfg.beta_end)
+    noise (x_t = q_sample(x0, t, eps)), the weights of x0 and of the noise at every t, and the
+    signal-to-noise ratio (their squared ratio)."""
+    process = diffusion_process(config(run).diffusion)
     x0 = torch.from_numpy(normalized(run, params(run)["zoo"][index][None])[0])
     noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed))
     xt = process.q_sample(x0[None], torch.tensor([t]), noise[None])[0]
-    abar = process.alphas_cumprod.double()
-    return {"x0": x0.numpy(), "xt": xt.numpy(), "snr": (abar / (1 - abar)).numpy()}
+    signal, noise_weight = (w.double() for w in process.path_weights())
+    return {"x0": x0.numpy(), "xt": xt.numpy(), "snr": (signal**2 / noise_weight**2).numpy(),
+            "signal": signal.numpy(), "noise": noise_weight.numpy()}
 
 
 def trajectory(run: RunDir) -> tuple[np.ndarray, np.ndarray]:
@@ -426,3 +428,32 @@ def export_file(run: RunDir, group: str, index: int) -> bytes:
     """Model `index` of `group` as a full classifier state dict in safetensors (pdiff.export)."""
     names = (BASE, ZOO, GENERATED, BASELINES, EVALUATION)
     return _export(str(run.path), group, int(index), tuple(stamp(run.file(n)) for n in names))
+
+
+def dynamics(run: RunDir) -> list[dict[str, Any]]:
+    """Each denoiser snapshot's record (pdiff.judge.dynamics): step, accuracy, ruler, answer, fidelity."""
+    records = load(run, DYNAMICS)[1].get("snapshots")
+    if not isinstance(records, list):
+        raise RunError(f"{run.path}/{DYNAMICS} has no snapshot records; redo it with --force dynamics")
+    return records
+
+
+def zoo_size_siblings(run: RunDir) -> list[tuple[int, int, str, list[dict[str, Any]]]]:
+    """(K, seed, run name, records) of the runs under the runs root whose config differs from this
+    run's at most in the zoo size and the seed, and whose training dynamics are done: a K grid."""
+    mine = _without(config_dict(run))
+    out = []
+    for other in list_runs(root()):
+        try:
+            theirs = config_dict(other)
+            if _without(theirs) != mine or not done(other, "dynamics"):
+                continue
+            out.append((int(theirs["collect"]["num_checkpoints"]), int(theirs["seed"]), other.name, dynamics(other)))
+        except (RunError, KeyError, TypeError, ValueError):
+            continue  # a damaged or unrelated run is simply not part of the grid
+    return sorted(out)
+
+
+def _without(config: dict[str, Any]) -> dict[str, Any]:
+    flat = flat_config(config)
+    return {k: v for k, v in flat.items() if k not in ("seed", "collect.num_checkpoints", *NOT_RESULTS)}

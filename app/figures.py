@@ -661,3 +661,66 @@ def guided_map(zoo_xy: np.ndarray, zoo_accuracy: np.ndarray, guided_xy: np.ndarr
                       coloraxis={"colorscale": "Viridis", "cmin": float(every.min()), "cmax": float(every.max()),
                                  "colorbar": {"title": "acc. %"}})
     return fig
+
+
+# --------------------------------------------------------------------------- training dynamics
+
+
+def dynamics_positions(steps: Sequence[int], positions: Mapping[str, Sequence[float | None]],
+                       bounds: Sequence[float], current: int | None = None) -> go.Figure:
+    """The generated models' place on the ruler along the denoiser's training (log step), one line
+    per measure (None where it gives no position), over the verdict's zones; `current` marks a step."""
+    fig = go.Figure()
+    finite = [p for values in positions.values() for p in values if p is not None]
+    lo, hi = min([-0.3, *[p - 0.1 for p in finite]]), max([1.5, *[p + 0.1 for p in finite]])
+    edges = [lo, *bounds, hi]
+    for (name, colour), low, high in zip(RULER_ZONES, edges, edges[1:]):
+        fig.add_hrect(y0=low, y1=high, fillcolor=colour, line_width=0, layer="below", annotation_text=name,
+                      annotation_position="left", annotation_font_size=10)
+    styles = {"behaviour": ("#d62728", "circle"), "parameters": ("#1f77b4", "square"), "answer": ("#111", "star")}
+    for name, values in positions.items():
+        colour, symbol = styles.get(name, ("#7f7f7f", "diamond"))
+        fig.add_trace(go.Scatter(x=list(steps), y=[np.nan if v is None else v for v in values], mode="lines+markers",
+                                 name=name, line={"color": colour, "width": 3 if name == "answer" else 1.5},
+                                 marker={"symbol": symbol, "size": 9 if name == "answer" else 6},
+                                 hovertemplate=f"{name}<br>step %{{x}}: position %{{y:.2f}}<extra></extra>"))
+    if current is not None:
+        fig.add_vline(x=current, line_dash="dot", line_color="#555")
+    fig.update_layout(**LAYOUT, height=380, legend=LEGEND_BELOW,
+                      xaxis={"title": "denoiser training step (log)", "type": "log"},
+                      yaxis={"title": "ruler position (0 copies, 1 fresh SGD)", "range": [lo, hi]})
+    return fig
+
+
+def dynamics_panels(steps: Sequence[int], series: Mapping[str, Mapping[str, Sequence[float | None]]],
+                    current: int | None = None) -> go.Figure:
+    """Side by side along training: each panel (title -> line name -> values per snapshot) on its
+    own scale, e.g. accuracy and the share of good models, fidelity's spread, precision, recall."""
+    fig = make_subplots(rows=1, cols=len(series), subplot_titles=list(series), horizontal_spacing=0.08)
+    colours = iter(PATH_COLOURS * 2)
+    for col, (title, lines) in enumerate(series.items(), 1):
+        for name, values in lines.items():
+            fig.add_trace(go.Scatter(x=list(steps), y=[np.nan if v is None else v for v in values],
+                                     mode="lines+markers", name=name, line={"color": next(colours)},
+                                     hovertemplate=f"{name}<br>step %{{x}}: %{{y:.3g}}<extra></extra>"), row=1, col=col)
+        fig.update_xaxes(type="log", title_text="training step", row=1, col=col)
+        if current is not None:
+            fig.add_vline(x=current, line_dash="dot", line_color="#555", row=1, col=col)
+    fig.update_layout(**LAYOUT, height=320, legend=LEGEND_BELOW)
+    return fig
+
+
+def onset_by_size(points: Sequence[tuple[int, int | None, str]], never_at: float) -> go.Figure:
+    """The onset of copying against the zoo size: one point per run (K, onset step or None, label);
+    a run that never copies within its training is drawn at `never_at`, on a dotted line."""
+    fig = go.Figure()
+    xs = [k for k, _, _ in points]
+    ys = [never_at if onset is None else onset for _, onset, _ in points]
+    fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers", text=[label for *_, label in points], name="runs",
+                             marker={"size": 10, "color": ["#bbb" if o is None else "#d62728" for _, o, _ in points]},
+                             hovertemplate="%{text}<br>K = %{x}: onset %{y}<extra></extra>"))
+    fig.add_hline(y=never_at, line_dash="dot", line_color="#999", annotation_text="never (within training)",
+                  annotation_position="top left", annotation_font_size=10)
+    fig.update_layout(**LAYOUT, height=340, xaxis={"title": "zoo size K (training checkpoints)", "type": "log"},
+                      yaxis={"title": "onset of copying (training step)", "type": "log"})
+    return fig

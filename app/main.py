@@ -24,6 +24,7 @@ PAGES = {
         st.Page("views/similarity.py", title="Similarity", icon=":material/grid_on:"),
         st.Page("views/latent.py", title="Latent space", icon=":material/scatter_plot:"),
         st.Page("views/guided.py", title="Guided", icon=":material/tune:"),
+        st.Page("views/training.py", title="Training dynamics", icon=":material/timeline:"),
     ],
     "How it works": [
         st.Page("views/pipeline.py", title="The whole pipeline", icon=":material/schema:"),

@@ -22,7 +22,7 @@ from pdiff.core.rundir import RunDir, read_json, write_json
 
 MAIN = str(REPO / "app" / "main.py")
 CHARTS = {"overview": 1, "accuracy": 1, "similarity": 5, "latent": 3, "autoencoder": 3, "denoising": 4, "glossary": 0,
-          "new_run": 0, "compare": 0, "guided": 0, "pipeline": 1}
+          "new_run": 0, "compare": 0, "guided": 0, "pipeline": 1, "training": 2}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -825,3 +825,19 @@ def test_no_metric_on_any_page_points_its_arrow_against_its_sign(monkeypatch, ro
     at = open_app(monkeypatch, root)
     for page in ("overview", "similarity", "autoencoder", "denoising"):
         arrows_follow_signs(show(at, page))
+
+
+def test_the_training_page_scrubs_the_snapshots_and_shows_the_dynamics_records(monkeypatch, root):
+    at = show(open_app(monkeypatch, root), "training")
+    records = RunDir(root / "tiny").load("dynamics.safetensors")[1]["snapshots"]
+    slider = at.select_slider(key="train_step")
+    assert list(slider.options) == [str(r["step"]) for r in records] and int(slider.value) == records[-1]["step"]
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["median accuracy"] == f"{records[-1]['median']:.2f}%"
+    slider.set_value(records[0]["step"]).run()
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["median accuracy"] == f"{records[0]['median']:.2f}%" and not at.exception
+    lines = {t["name"]: t["y"] for t in charts(at)[0]["data"]}
+    assert "answer" in lines and len(decode(lines["answer"])) == len(records)
+    assert any("Across zoo sizes" in s.value for s in at.subheader)
+    assert any("No other runs of this config" in i.value for i in at.info)  # one run: no K grid yet

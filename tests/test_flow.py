@@ -17,6 +17,7 @@ from pdiff.core.config import DiffusionConfig, RunConfig, with_overrides
 from pdiff.core.errors import ConfigError
 from pdiff.core.training import train_steps
 from pdiff.generator.denoisers import build_denoiser
+from pdiff.generator.diffusion import build_process
 from pdiff.generator.flow import EulerSampler, HeunSampler, RectifiedFlow
 from pdiff.generator.samplers import make_sampler, sample_loop
 
@@ -113,3 +114,14 @@ def test_the_sampler_must_walk_the_configured_process():
     with pytest.raises(ConfigError, match="unknown diffusion.kind 'score'; kinds: ddpm, flow"):
         with_overrides(RunConfig(), {"diffusion.kind": "score"})
     assert with_overrides(RunConfig(), {"diffusion.kind": "flow", "sample.sampler": "euler"}).diffusion.kind == "flow"
+
+
+@pytest.mark.parametrize("kind", ["ddpm", "flow"])
+def test_path_weights_are_the_forward_process(kind):
+    """The weights the Denoising page shows are the ones q_sample mixes x0 and the noise with."""
+    process = build_process(DiffusionConfig(kind=kind, timesteps=50))
+    x0, noise = torch.randn(50, 4), torch.randn(50, 4)
+    index = torch.arange(50)
+    signal, noise_weight = process.path_weights()
+    expected = signal[:, None] * x0 + noise_weight[:, None] * noise
+    assert_close(process.q_sample(x0, index, noise), expected)

@@ -125,7 +125,5 @@ def test_teaching_numbers():
     assert (numbers.t_max, numbers.first, numbers.last, numbers.zoo, numbers.noise) == (99, 91.0, 97.0, 97.0, 94.0)
     assert numbers.step == pytest.approx(100 / 540) and teaching.mean_at(acc, 1) == 95.0
     assert teaching.step_index(steps, 50) == 1 and teaching.step_index(steps, 48) == 1
-    signal, noise = teaching.snr_weights(3.0)
-    assert signal == pytest.approx(np.sqrt(0.75)) and noise == pytest.approx(0.5)
     change = teaching.reconstruction(np.array([97.0, 98.0]), np.array([96.5, 98.5]), 0)
     assert change.change == pytest.approx(-0.5) and change.zoo_median == 97.5 and change.reconstructed_median == 97.5

@@ -72,10 +72,11 @@ with ui.guard(run):
                        "Right: the parameter PCA of the Latent space page; each line is one sample's x0-prediction.")
 
 st.subheader("The forward process: noising one parameter vector")
-ui.intro("Training teaches the denoiser to undo this: x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps, with the "
-         "noise eps fixed here so only t changes. p-diff noises the autoencoder's latent code; this shows the same "
-         "process on a zoo model's normalized parameters, which are easier to see. The signal-to-noise ratio "
-         "abar_t / (1 - abar_t) falls from thousands to almost zero: at large t nothing of x0 is left.")
+ui.intro("Training teaches the denoiser to undo this: x_t = a_t x0 + s_t eps, with a_t = sqrt(abar_t) and "
+         "s_t = sqrt(1 - abar_t) for DDPM (a_t = 1 - t, s_t = t on flow matching's straight path), and the noise eps "
+         "fixed here so only t changes. p-diff noises the autoencoder's latent code; this shows the same process on a "
+         "zoo model's normalized parameters, which are easier to see. The signal-to-noise ratio (a_t / s_t)^2 falls "
+         "from thousands to almost zero: at large t nothing of x0 is left.")
 with ui.guard(run):
     if ui.need(run, "autoencoder", "the forward noising"):
         cfg = data.config(run).diffusion
@@ -87,8 +88,7 @@ with ui.guard(run):
         snr = noised["snr"]
         m1, m2, m3 = st.columns(3)
         m1.metric("SNR at t", f"{snr[t]:.3g}")
-        signal, noise_weight = teaching.snr_weights(float(snr[t]))
-        m2.metric("signal weight sqrt(abar_t)", f"{signal:.3f}")
-        m3.metric("noise weight sqrt(1 - abar_t)", f"{noise_weight:.3f}")
+        m2.metric("signal weight a_t", f"{noised['signal'][t]:.3f}")
+        m3.metric("noise weight s_t", f"{noised['noise'][t]:.3f}")
         st.plotly_chart(figures.noising_figure(noised["x0"], noised["xt"], int(t), snr, data.layout_segments(run)),
                         key="den_noise")

@@ -57,6 +57,10 @@ class GaussianDiffusion(nn.Module):
             self.register_buffer(name, value.float(), persistent=False)
         self.alphas_cumprod_64 = alphas_cumprod  # float64 on the CPU, for samplers that respace the schedule
 
+    def path_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(T,) weights of x0 and of the noise in x_t at every timestep: sqrt(abar_t), sqrt(1 - abar_t)."""
+        return self.sqrt_alphas_cumprod, self.sqrt_one_minus_alphas_cumprod
+
     @property
     def gaussian_skip(self) -> torch.Tensor:
         """(T,) sqrt(1 - abar_t): E[eps | x_t] / x_t for unit-variance Gaussian data (denoisers.py)."""

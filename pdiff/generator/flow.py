@@ -39,6 +39,10 @@ class RectifiedFlow(nn.Module):
         self.register_buffer("times", times.float(), persistent=False)
         self.register_buffer("gaussian_skip", skip.float(), persistent=False)
 
+    def path_weights(self) -> tuple[Tensor, Tensor]:
+        """(T,) weights of x0 and of the noise in x_t at every time point: 1 - t and t."""
+        return 1 - self.times, self.times
+
     def time(self, index: Tensor, like: Tensor) -> Tensor:
         """t at integer `index` (B,), shaped to broadcast against `like` (B, ...)."""
         return self.times[index].reshape(-1, *([1] * (like.dim() - 1)))

@@ -46,6 +46,10 @@ METRICS: dict[str, str] = {
           "groups differ only where their intervals do not overlap",
     "good": "share of the group's models in the zoo's range: at least the zoo's 5th-percentile accuracy less one "
             "point",
+    "snapshot": "the denoiser's weights as they were at one training step (diffusion.snapshots keeps a few, "
+                "log-spaced); the dynamics stage samples models from each and judges them like the final generator",
+    "onset": "the onset of copying: the first snapshot from which every later snapshot's models are judged copies "
+             "(none when the last one is not)",
     "ruler": "where a group sits between copies of the training checkpoints (0) and an independent SGD run (1, "
              "fresh SGD), on behaviour (max IoU, linear) and on parameters (nearest-checkpoint distance, log scale); "
              f"below {COPIES_BELOW} copies, up to {FRESH_FROM} between, up to {BEYOND_ABOVE} like fresh training, "
@@ -90,7 +94,8 @@ METRICS: dict[str, str] = {
 # What each metric is called where people read it (the Glossary page); every key of METRICS has one.
 METRIC_NAMES: dict[str, str] = {
     "accuracy": "accuracy", "median": "median", "best": "best", "mean": "mean", "min": "min", "std": "std",
-    "ci": "95% interval", "good": "good", "ruler": "ruler position", "distances": "distances (aligned or raw)", "max_iou": "max IoU", "novelty": "novelty",
+    "ci": "95% interval", "good": "good", "ruler": "ruler position", "snapshot": "snapshot",
+    "onset": "onset of copying", "distances": "distances (aligned or raw)", "max_iou": "max IoU", "novelty": "novelty",
     "nn_distance": "NN distance", "nn_agreement": "NN agreement", "nn_top_share": "top-3 NN share",
     "nn_targets": "NN targets", "iou_within": "IoU within", "distinct_predictions": "distinct predictions",
     "zoo_distinct_same_n": "the zoo's distinct predictions at the same count", "ensemble_gain": "ensemble gain",

@@ -45,11 +45,6 @@ def step_index(steps: np.ndarray, t: int) -> int:
     return int(np.argmin(np.abs(steps - t)))
 
 
-def snr_weights(snr: float) -> tuple[float, float]:
-    """(signal weight sqrt(abar_t), noise weight sqrt(1 - abar_t)) from the SNR abar_t / (1 - abar_t)."""
-    return float(np.sqrt(snr / (1.0 + snr))), float(np.sqrt(1.0 / (1.0 + snr)))
-
-
 @dataclass(frozen=True)
 class Reconstruction:
     """One checkpoint before and after the autoencoder, and the zoo's medians of both."""

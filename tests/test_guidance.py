@@ -15,6 +15,7 @@ from pdiff.core.errors import ConfigError, RunError
 from pdiff.core.runtime import make_generator
 from pdiff.generator.denoisers import GuidedDenoiser, MLPDenoiser
 from pdiff.generator.diffusion import GaussianDiffusion
+from pdiff.generator.flow import EulerSampler, RectifiedFlow
 from pdiff.generator.samplers import DDPMSampler, sample_loop
 from pdiff.guide import Guide, guide
 from pdiff.pipeline.loaders import load_evaluation, load_generator
@@ -58,6 +59,10 @@ def test_guidance_combines_the_two_predictions_and_scale_zero_is_unconditional()
     a = sample_loop(GuidedDenoiser(net, 70.0, 0.0), DDPMSampler(process), (5, 6), torch.Generator().manual_seed(3))
     b = sample_loop(net, DDPMSampler(process), (5, 6), torch.Generator().manual_seed(3))
     assert torch.equal(a, b)
+    flow = RectifiedFlow(50)  # the same combination steers a velocity: scale 0 is the unconditional flow
+    a = sample_loop(GuidedDenoiser(net, 70.0, 0.0), EulerSampler(flow), (5, 6), torch.Generator().manual_seed(3))
+    b = sample_loop(net, EulerSampler(flow), (5, 6), torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)
 
 
 def test_guidance_settings_are_validated():
@@ -88,6 +93,18 @@ def test_requested_low_and_high_accuracies_come_out_ordered(guided_run):
     config = load_run_config(guided_run)
     helper = Guide(guided_run, config, torch.device("cpu"))
     zoo = load_evaluation(guided_run).accuracy["zoo"].double()
+    low, high = torch.quantile(zoo, torch.tensor([0.25, 0.85], dtype=torch.float64)).tolist()
+    got_low, got_high = helper.request(low, 30, 2.0).achieved_median, helper.request(high, 30, 2.0).achieved_median
+    assert got_high - got_low > 0.4 * (high - low), (low, high, got_low, got_high)
+
+
+@pytest.mark.slow
+def test_guidance_steers_flow_matching_the_same_way(tmp_path):
+    """The learning test again with diffusion.kind=flow: low and high requests come out ordered."""
+    run = run_pipeline(tmp_path / "run", micro_config(**GUIDED, **{"diffusion.kind": "flow",
+                                                                   "sample.sampler": "euler"}))
+    helper = Guide(run, load_run_config(run), torch.device("cpu"))
+    zoo = load_evaluation(run).accuracy["zoo"].double()
     low, high = torch.quantile(zoo, torch.tensor([0.25, 0.85], dtype=torch.float64)).tolist()
     got_low, got_high = helper.request(low, 30, 2.0).achieved_median, helper.request(high, 30, 2.0).achieved_median
     assert got_high - got_low > 0.4 * (high - low), (low, high, got_low, got_high)

@@ -48,7 +48,8 @@ def test_the_latent_map_is_coloured_by_run(browser, server):  # noqa: F811
     try:
         page.wait_for_selector(".js-plotly-plot", timeout=60_000)
         _wait_until_idle(page)
-        page.locator('[data-testid="stRadio"]').filter(has_text="Colour by").get_by_text("run", exact=True).click()
+        page.locator('[data-testid="stSelectbox"]').filter(has_text="Colour by").locator("input").click()
+        page.get_by_role("option", name="run (metadata)", exact=True).click()
         page.wait_for_function("[...document.querySelectorAll('.js-plotly-plot')].some(g => g.data && "
                                "g.data.some(t => t.name === 'zoo: run seed0'))", timeout=60_000)
         _wait_until_idle(page)

@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from app.figures import format_seconds
+from pdiff.core.config import flat_config
 from pdiff.judge import statements
 
 HEADLINE = [("n", "n"), ("best", "best"), ("mean", "mean"), ("median", "median"), ("min", "min"), ("std", "std"),
@@ -128,36 +129,21 @@ def selection_frame(selected: Sequence[tuple[str, int]], accuracy: Mapping[str, 
     return pd.DataFrame(rows, columns=["model", "accuracy (%)", "max IoU to zoo", "nearest zoo model", "NN distance"])
 
 
-def flatten_config(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested config dict -> {"section.key": value}."""
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        if isinstance(value, Mapping):
-            flat |= flatten_config(value, f"{prefix}{key}.")
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
 def config_frame(config: Mapping[str, Any], default: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """Every config key with its value (as JSON text) and whether it differs from `default`."""
-    flat = flatten_config(config)
-    base = flatten_config(default) if default is not None else {}
-    rows = [{"key": k, "value": json.dumps(v), "changed": k in base and _norm(base[k]) != _norm(v)}
+    flat = flat_config(config)
+    base = flat_config(default) if default is not None else {}
+    rows = [{"key": k, "value": json.dumps(v), "changed": k in base and base[k] != v}
             for k, v in flat.items()]
     return pd.DataFrame(rows, columns=["key", "value", "changed"])
 
 
 def config_diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> pd.DataFrame:
     """Keys whose values differ between two configs (as JSON text)."""
-    fa, fb = flatten_config(a), flatten_config(b)
+    fa, fb = flat_config(a), flat_config(b)
     rows = [{"key": k, "A": json.dumps(fa.get(k)), "B": json.dumps(fb.get(k))}
-            for k in sorted(set(fa) | set(fb)) if _norm(fa.get(k)) != _norm(fb.get(k))]
+            for k in sorted(set(fa) | set(fb)) if fa.get(k) != fb.get(k)]
     return pd.DataFrame(rows, columns=["key", "A", "B"])
-
-
-def _norm(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value
 
 
 def stage_frame(stages: Sequence[Mapping[str, Any]], estimates: Mapping[str, Any] | None = None) -> pd.DataFrame:

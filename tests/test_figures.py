@@ -253,7 +253,7 @@ def test_scorecard_frame_keeps_numbers():
 def test_config_tables():
     a = {"seed": 0, "sample": {"num_models": 10, "sampler": "ddpm"}, "autoencoder": {"channels": (8, 16)}}
     b = {"seed": 0, "sample": {"num_models": 20, "sampler": "ddpm"}, "autoencoder": {"channels": [8, 16]}}
-    assert tables.flatten_config(a)["sample.num_models"] == 10
+    assert tables.flat_config(a)["sample.num_models"] == 10
     frame = tables.config_frame(a, b)
     assert frame.set_index("key")["changed"].to_dict() == {"seed": False, "sample.num_models": True,
                                                           "sample.sampler": False, "autoencoder.channels": False}

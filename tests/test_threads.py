@@ -44,6 +44,14 @@ def test_importing_any_pdiff_module_changes_nothing_and_sleeps_nothing():
     assert python(code) == "True True True True"
 
 
+def test_the_verdicts_old_name_is_the_same_pure_module():
+    """`import pdiff.verdict` (the name before the wings) still works, changes nothing, and is
+    `pdiff.judge.verdict` itself."""
+    code = ("import os; e = dict(os.environ); import pdiff, pdiff.verdict; import pdiff.judge.verdict as v; "
+            "print(dict(os.environ) == e, pdiff.verdict is v)")
+    assert python(code) == "True True"
+
+
 def test_import_pdiff_is_cheap():
     """`import pdiff` loads no torch: the public names are imported on first use."""
     assert python("import sys, pdiff; print('torch' in sys.modules, pdiff.RunConfig.__module__)") == \

@@ -39,8 +39,10 @@ BEST = Target("generated best - zoo best, worst run (points)", ">=", -0.5)
 MEDIAN = Target("generated median - zoo median, worst run (points)", ">=", -1.0)
 
 
-def run_once(out: Path, preset: str, sets: list[str], threads: int | None) -> tuple[float, float, int, str]:
-    """(wall seconds, peak RSS in MB, exit code, stderr tail) of one `python -m pdiff run`."""
+def run_once(out: Path, preset: str, sets: list[str], threads: int | None,
+             repo: Path = REPO) -> tuple[float, float, int, str]:
+    """(wall seconds, peak RSS in MB, exit code, stderr tail) of one `python -m pdiff run` of the
+    code in `repo` (this checkout, or another one to compare against)."""
     cmd = [sys.executable, "-m", "pdiff", "run", "--preset", preset, "--out", str(out), "--quiet"]
     for item in sets:
         cmd += ["--set", item]
@@ -49,7 +51,7 @@ def run_once(out: Path, preset: str, sets: list[str], threads: int | None) -> tu
         env["OMP_NUM_THREADS"] = str(threads)
     with tempfile.TemporaryFile() as err:
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(cmd, cwd=repo, env=env, stdout=subprocess.DEVNULL, stderr=err)
         _, status, usage = os.wait4(proc.pid, 0)  # rusage of this child alone
         wall = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)

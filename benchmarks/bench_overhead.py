@@ -12,6 +12,8 @@ pair alike. The target (the issues' +15 %) is on the median ratio. Exits 1 on a 
 Run from the repository root on a quiet machine:
     python -m benchmarks.bench_overhead --baseline-set diffusion.snapshots=0 [--pairs 5]
     python -m benchmarks.bench_overhead --baseline-checkout /tmp/before [--pairs 5]
+    python -m benchmarks.bench_overhead --baseline-checkout /tmp/before --set diffusion.snapshots=0
+`--set` overrides this checkout's run (A), to measure one feature's cost apart from another's.
 """
 from __future__ import annotations
 
@@ -48,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     baseline.add_argument("--baseline-checkout", type=Path, help="another checkout's code, the preset as it is")
     baseline.add_argument("--baseline-set", action="append", metavar="KEY=VALUE",
                           help="this checkout with these overrides")
+    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                        help="overrides for this checkout's run (A), e.g. to leave out a feature measured apart")
     parser.add_argument("--pairs", type=int, default=5)
     parser.add_argument("--preset", default="digits")
     parser.add_argument("--threads", type=int, help="OMP_NUM_THREADS for both (default: torch's choice)")
@@ -57,12 +61,13 @@ def main(argv: list[str] | None = None) -> int:
     base_repo = args.baseline_checkout.resolve() if args.baseline_checkout else REPO
     base_sets = args.baseline_set or []
     os.environ["PDIFF_STORE"] = "off"  # nothing may come from an earlier run's store
-    print(f"A: {REPO}, preset {args.preset} | B: {base_repo}, preset {args.preset} "
+    a_sets = "".join(f" --set {s}" for s in args.sets)
+    print(f"A: {REPO}, preset {args.preset}{a_sets} | B: {base_repo}, preset {args.preset} "
           f"{' '.join('--set ' + s for s in base_sets)}".rstrip())
     print(f"{args.pairs} pairs, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     ratios, walls_a, walls_b = [], [], []
     for i in range(args.pairs):
-        jobs = [("A", REPO, []), ("B", base_repo, base_sets)]
+        jobs = [("A", REPO, args.sets), ("B", base_repo, base_sets)]
         walls = {name: timed(repo, args.preset, sets, args.threads) for name, repo, sets in
                  (jobs if i % 2 == 0 else jobs[::-1])}
         walls_a.append(walls["A"])

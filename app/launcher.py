@@ -235,13 +235,31 @@ def cancel(path: str | os.PathLike, timeout: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not is_alive(pid):
+            _record_stopped(path, "stopped by Cancel before it recorded its interruption")
             return True
         time.sleep(0.1)
     send(signal.SIGKILL)
     deadline = time.monotonic() + 5
     while is_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
+    if not is_alive(pid):
+        _record_stopped(path, "killed by Cancel: it did not stop on SIGINT in time")
     return True
+
+
+def _record_stopped(path: Path, why: str) -> None:
+    """After Cancel the process is gone, so no stage of the run is running any more. A run
+    records its own interruption on SIGINT; one killed before it could (it did not stop within
+    the timeout, e.g. on a machine too busy to let it) still says 'running': such stages are
+    marked interrupted here, as the run itself would have, so it says what happened and resumes."""
+    run = RunDir(path)
+    try:
+        stages = run.manifest().get("stages", {})
+    except (RunError, OSError):
+        return  # a damaged manifest is reported as such where the run is opened
+    for name, record in stages.items():
+        if isinstance(record, dict) and record.get("status") == "running":
+            run.update_stage(name, status="interrupted", error=why)
 
 
 def log_tail(path: str | os.PathLike, lines: int = 15) -> str:

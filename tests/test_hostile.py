@@ -626,6 +626,31 @@ def test_cancel_stops_the_process_group_it_started(tmp_path):
         ours.wait()
 
 
+def test_cancel_records_the_interruption_a_killed_run_could_not(tmp_path):
+    """A run that does not stop on SIGINT within the timeout is killed; its running stage must
+    not stay 'running' (nothing runs it any more): the launcher marks it interrupted."""
+    path = tmp_path / "run"
+    RunDir(path).write_manifest({"stages": {"collect": {"status": "done"}, "autoencoder": {"status": "running"}}})
+    code = "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\ntime.sleep(60)"
+    stubborn = subprocess.Popen([sys.executable, "-c", code, "-m", "pdiff", "run", "--out", str(path)], cwd=tmp_path,
+                                start_new_session=True)
+    try:
+        while not launcher._argv(stubborn.pid):
+            time.sleep(0.01)
+        time.sleep(0.3)  # the SIGINT handler is set
+        write_json(path / launcher.PID_FILE, {"pid": stubborn.pid, "pgid": stubborn.pid,
+                                              "command": launcher._argv(stubborn.pid),
+                                              "starttime": launcher._starttime(stubborn.pid)})
+        assert launcher.cancel(path, timeout=1) is True
+        stubborn.wait(timeout=10)  # (its exit status is gone: the launcher reaps what it kills)
+        stages = RunDir(path).manifest()["stages"]  # marked only on the SIGKILL path: SIGINT was ignored
+        assert stages["autoencoder"]["status"] == "interrupted" and "killed" in stages["autoencoder"]["error"]
+        assert stages["collect"] == {"status": "done"}  # a finished stage stays finished
+    finally:
+        stubborn.kill()
+        stubborn.wait()
+
+
 # --------------------------------------------------------------------------- 7. bring your own registrations
 
 

@@ -4,8 +4,10 @@ A run launched from the app is the same command a user types (`python -m pdiff r
 started detached in its own process group (a page reload or a server restart does not stop it),
 with its output in `DIR/run.log`. `DIR/app-run.json` records the process id, its start time and
 its command, so any later page view finds the process again; a run started from a terminal is
-found from `progress.json`'s pid. Cancelling sends SIGINT to the process group: the pipeline
-records the stage as interrupted and the run resumes at that stage when launched again. A pid is
+found from `progress.json`'s pid. Cancelling sends SIGTERM to the process group: the CLI turns it
+into an interruption (its own handler, so it works even where the process inherited an ignored
+SIGINT, as every background job of a non-interactive shell does), the pipeline records the stage as
+interrupted and the run resumes at that stage when launched again. A pid is
 only signalled while it is still the recorded process (same start time and command line), so a
 recycled pid or a forged `app-run.json` in a received run is never signalled. The log is
 appended only if it is a regular file of the run (never through a link), and is read back as
@@ -207,7 +209,7 @@ def _builds(pid: int, path: Path) -> bool:
 
 
 def cancel(path: str | os.PathLike, timeout: float = 10.0) -> bool:
-    """Stop the run's process: SIGINT (the stage is marked interrupted, the run stays resumable),
+    """Stop the run's process: SIGTERM (the stage is marked interrupted, the run stays resumable),
     then SIGKILL if it has not exited after `timeout` seconds. Returns whether one was running.
     The process group is signalled only when it is the one this app started (the recorded pid
     leads it); otherwise only the verified pid is."""
@@ -231,7 +233,7 @@ def cancel(path: str | os.PathLike, timeout: float = 10.0) -> bool:
         except PermissionError:
             raise RunError(f"process {pid} of {path.name} belongs to another user; it was not stopped") from None
 
-    send(signal.SIGINT)
+    send(signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not is_alive(pid):
@@ -243,13 +245,13 @@ def cancel(path: str | os.PathLike, timeout: float = 10.0) -> bool:
     while is_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     if not is_alive(pid):
-        _record_stopped(path, "killed by Cancel: it did not stop on SIGINT in time")
+        _record_stopped(path, "killed by Cancel: it did not stop on SIGTERM in time")
     return True
 
 
 def _record_stopped(path: Path, why: str) -> None:
     """After Cancel the process is gone, so no stage of the run is running any more. A run
-    records its own interruption on SIGINT; one killed before it could (it did not stop within
+    records its own interruption on SIGTERM; one killed before it could (it did not stop within
     the timeout, e.g. on a machine too busy to let it) still says 'running': such stages are
     marked interrupted here, as the run itself would have, so it says what happened and resumes."""
     run = RunDir(path)

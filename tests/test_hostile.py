@@ -568,8 +568,9 @@ def test_files_respect_the_umask(tmp_path, mask):
 
 
 def _sleeper(tmp_path: Path, path: Path, new_session: bool = False) -> subprocess.Popen:
-    """A process whose command line mentions pdiff and the run (as a real run's would)."""
-    code = "import time\ntry:\n    time.sleep(60)\nexcept KeyboardInterrupt:\n    pass"
+    """A process whose command line mentions pdiff and the run (as a real run's would); it exits
+    cleanly on SIGTERM, as the CLI does."""
+    code = "import signal, sys, time\nsignal.signal(signal.SIGTERM, lambda *_: sys.exit(0))\ntime.sleep(60)"
     proc = subprocess.Popen([sys.executable, "-c", code, "-m", "pdiff", "run", "--out", str(path)], cwd=tmp_path,
                             start_new_session=new_session)
     while not launcher._argv(proc.pid):  # /proc shows the command line once exec is through
@@ -627,23 +628,23 @@ def test_cancel_stops_the_process_group_it_started(tmp_path):
 
 
 def test_cancel_records_the_interruption_a_killed_run_could_not(tmp_path):
-    """A run that does not stop on SIGINT within the timeout is killed; its running stage must
+    """A run that does not stop on SIGTERM within the timeout is killed; its running stage must
     not stay 'running' (nothing runs it any more): the launcher marks it interrupted."""
     path = tmp_path / "run"
     RunDir(path).write_manifest({"stages": {"collect": {"status": "done"}, "autoencoder": {"status": "running"}}})
-    code = "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\ntime.sleep(60)"
+    code = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\ntime.sleep(60)"
     stubborn = subprocess.Popen([sys.executable, "-c", code, "-m", "pdiff", "run", "--out", str(path)], cwd=tmp_path,
                                 start_new_session=True)
     try:
         while not launcher._argv(stubborn.pid):
             time.sleep(0.01)
-        time.sleep(0.3)  # the SIGINT handler is set
+        time.sleep(0.3)  # SIGTERM is ignored by now
         write_json(path / launcher.PID_FILE, {"pid": stubborn.pid, "pgid": stubborn.pid,
                                               "command": launcher._argv(stubborn.pid),
                                               "starttime": launcher._starttime(stubborn.pid)})
         assert launcher.cancel(path, timeout=1) is True
         stubborn.wait(timeout=10)  # (its exit status is gone: the launcher reaps what it kills)
-        stages = RunDir(path).manifest()["stages"]  # marked only on the SIGKILL path: SIGINT was ignored
+        stages = RunDir(path).manifest()["stages"]  # marked only on the SIGKILL path: SIGTERM was ignored
         assert stages["autoencoder"]["status"] == "interrupted" and "killed" in stages["autoencoder"]["error"]
         assert stages["collect"] == {"status": "done"}  # a finished stage stays finished
     finally:

@@ -632,13 +632,15 @@ def test_cancel_records_the_interruption_a_killed_run_could_not(tmp_path):
     not stay 'running' (nothing runs it any more): the launcher marks it interrupted."""
     path = tmp_path / "run"
     RunDir(path).write_manifest({"stages": {"collect": {"status": "done"}, "autoencoder": {"status": "running"}}})
-    code = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\ntime.sleep(60)"
+    ready = tmp_path / "ignoring"
+    code = (f"import pathlib, signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+            f"pathlib.Path({str(ready)!r}).touch()\ntime.sleep(60)")
     stubborn = subprocess.Popen([sys.executable, "-c", code, "-m", "pdiff", "run", "--out", str(path)], cwd=tmp_path,
                                 start_new_session=True)
     try:
-        while not launcher._argv(stubborn.pid):
+        deadline = time.monotonic() + 30
+        while not ready.exists() and time.monotonic() < deadline:  # SIGTERM is ignored from here on
             time.sleep(0.01)
-        time.sleep(0.3)  # SIGTERM is ignored by now
         write_json(path / launcher.PID_FILE, {"pid": stubborn.pid, "pgid": stubborn.pid,
                                               "command": launcher._argv(stubborn.pid),
                                               "starttime": launcher._starttime(stubborn.pid)})

@@ -26,31 +26,15 @@ pdiff.configure_threads(chosen_by="benchmarks/bench_alignment.py")  # before tor
 import torch
 from torch import nn
 
+from benchmarks.small_cnns import train
 from benchmarks.targets import Target, check, exit_code
 from pdiff.core.config import DataConfig
 from pdiff.zoo.alignment import align_to, apply_permutation, permutation_spec, random_permutations, state_distance
-from pdiff.zoo.classifiers import small_cnn
-from pdiff.zoo.datasets import Dataset, load_dataset
+from pdiff.zoo.datasets import load_dataset
 
 TIME = Target("align 100 checkpoints, median (s)", "<=", 10.0)
 RECOVERY = Target("worst permuted copy after alignment (relative distance)", "<=", 1e-5)
 SAME_PREDICTIONS = Target("test predictions unchanged by alignment", "==", True)
-
-
-def train(seed: int, data: Dataset, steps: int) -> nn.Module:
-    """A briefly trained small CNN (Adam, batch 64): different seeds give different basins."""
-    torch.manual_seed(seed)
-    model = small_cnn(data.input_shape, data.num_classes)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    g = torch.Generator().manual_seed(seed)
-    model.train()
-    for _ in range(steps):
-        idx = torch.randint(len(data.y_train), (64,), generator=g)
-        loss = nn.functional.cross_entropy(model(data.x_train[idx]), data.y_train[idx])
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    return model.eval()
 
 
 @torch.no_grad()

@@ -32,6 +32,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
+from benchmarks.small_cnns import train
 from benchmarks.targets import Target, check, exit_code
 from pdiff.core.artifacts import ZOO
 from pdiff.core.config import DataConfig, with_overrides
@@ -49,25 +50,19 @@ SAME_ACCURACY = Target("every recorded accuracy equals a plain forward pass", "=
 def write_zoo(folder: Path, data: Dataset, seeds: int, models: int, steps: int) -> None:
     """`models` checkpoints of `seeds` independent small CNNs, saved evenly along `steps` Adam steps."""
     per_seed = -(-models // seeds)
+    saves = set(torch.linspace(steps // 2, steps, per_seed).round().long().tolist())
     rows = []
     for seed in range(seeds):
-        torch.manual_seed(seed)
-        model = small_cnn(data.input_shape, data.num_classes)
-        optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-        order = torch.Generator().manual_seed(seed)
-        saves = set(torch.linspace(steps // 2, steps, per_seed).round().long().tolist())
-        for step in range(1, steps + 1):
-            idx = torch.randint(len(data.y_train), (64,), generator=order)
-            loss = nn.functional.cross_entropy(model(data.x_train[idx]), data.y_train[idx])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+
+        def save(step: int, model: nn.Module, seed: int = seed) -> None:
             if step in saves and len(rows) < models:
                 state = {k: v.detach().clone() for k, v in model.state_dict().items()}
                 name = f"seed{seed}/step{step}" + (".pt" if len(rows) % 2 else ".safetensors")
                 (folder / name).parent.mkdir(parents=True, exist_ok=True)
                 torch.save(state, folder / name) if len(rows) % 2 else save_file(state, folder / name)
                 rows.append({"file": name, "run": f"seed{seed}", "step": step})
+
+        train(seed, data, steps, save)
     (folder / "zoo.json").write_text(json.dumps(rows))
 
 
